@@ -1,0 +1,1 @@
+"""The Amazon States Language: parse, validate and compile definitions. Pure: no I/O."""

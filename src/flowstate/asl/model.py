@@ -113,7 +113,7 @@ class State:
 
     name: str
     type: str
-    query_language: QueryLanguage = JSONPATH
+    query_language: str = JSONPATH
     comment: str | None = None
     next: str | None = None
     end: bool = False
@@ -246,7 +246,7 @@ class StateMachine:
 
     start_at: str
     states: Mapping[str, State]
-    query_language: QueryLanguage = JSONPATH
+    query_language: str = JSONPATH
     comment: str | None = None
     timeout_seconds: int | None = None
     version: str | None = None

@@ -73,7 +73,13 @@ class EvaluationError(StatesError):
     ``cause`` holds only the specific part of the message (e.g. ``Invalid path '$.x' : No
     results for path: $['x']``). The interpreter prefixes it with the location AWS reports:
     ``An error occurred while executing the state 'S' (entered at the event id #2). ``.
+    ``location`` names the field for JSONata failures (``Output/result``), as AWS records it
+    in the ``EvaluationFailed`` history event.
     """
+
+    def __init__(self, error: str, cause: str | None = None, *, location: str | None = None):
+        super().__init__(error, cause)
+        self.location = location
 
 
 class Diagnostic:

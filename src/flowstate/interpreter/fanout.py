@@ -1,0 +1,467 @@
+"""Parallel and Map states: child frames per branch or item, joined back in order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowstate.asl import errors
+from flowstate.asl.errors import EvaluationError, StatesError
+from flowstate.asl.model import JSONATA, MapState, ParallelState
+from flowstate.interpreter import dataflow
+from flowstate.interpreter.frames import Frame, Phase
+
+if TYPE_CHECKING:
+    from flowstate.interpreter.execution import Execution
+
+__all__ = ["child_failed", "child_succeeded", "run_map", "run_parallel"]
+
+
+class FanOut:
+    """Bookkeeping of a running Parallel or Map state."""
+
+    __slots__ = (
+        "distributed",
+        "failures",
+        "input",
+        "items",
+        "map_run_arn",
+        "max_concurrency",
+        "next_index",
+        "pending",
+        "results",
+        "running",
+        "tolerated_count",
+        "tolerated_percentage",
+    )
+
+    def __init__(self, count: int) -> None:
+        self.results: list[Any] = [None] * count
+        self.pending = count
+        self.running = 0
+        self.next_index = 0
+        self.items: list[Any] = []
+        self.input: Any = None
+        self.max_concurrency = 0
+        self.distributed = False
+        self.failures = 0
+        self.tolerated_count: int | None = None
+        self.tolerated_percentage: float | None = None
+        self.map_run_arn = ""
+
+
+def _state_input(execution: Execution, frame: Frame, state: Any) -> Any:
+    raw = frame.raw_input
+    if state.query_language == JSONATA:
+        if getattr(state, "arguments", None) is not None:
+            states = dataflow.states_binding(execution, frame, raw)
+            return dataflow.evaluate_expression(execution, frame, state.arguments, states)
+        return raw
+    scope = dataflow.Scope(execution, frame)
+    effective = dataflow.apply_input_path(state, raw, scope)
+    parameters = getattr(state, "parameters", None)
+    if parameters is not None and state.type == "Parallel":
+        effective = parameters.evaluate(effective, scope)
+    return effective
+
+
+# --- Parallel ------------------------------------------------------------------------------
+
+
+def run_parallel(execution: Execution, frame: Frame, state: ParallelState) -> None:
+    effective = _state_input(execution, frame, state)
+    frame.effective_input = effective
+    started = execution.emit(frame, "ParallelStateStarted")
+    fan = FanOut(len(state.branches))
+    frame.map_state = fan
+    frame.children = []
+    frame.phase = Phase.CHILDREN
+    for index, branch in enumerate(state.branches):
+        child = Frame(
+            execution.new_child_id(frame), branch, effective, parent=frame, child_index=index
+        )
+        child.last_event_id = started
+        frame.children.append(child)
+        execution.make_ready(child)
+
+
+def _parallel_child_done(execution: Execution, frame: Frame, child: Frame) -> None:
+    fan: FanOut = frame.map_state
+    fan.results[child.child_index] = child.output
+    fan.pending -= 1
+    if fan.pending:
+        return
+    succeeded = execution.emit(frame, "ParallelStateSucceeded", previous=child.last_event_id)
+    del succeeded
+    _finish(execution, frame, fan.results, previous=child.last_event_id)
+
+
+# --- Map -----------------------------------------------------------------------------------
+
+
+def _integer_field(
+    execution: Execution,
+    frame: Frame,
+    effective: Any,
+    literal: Any,
+    path: Any,
+    expr: Any,
+    field: str,
+    kind: str,
+) -> Any:
+    """MaxConcurrency / ToleratedFailureCount / ToleratedFailurePercentage and their forms."""
+    if expr is not None:
+        states = dataflow.states_binding(execution, frame, frame.raw_input)
+        value = dataflow.evaluate_expression(execution, frame, expr, states)
+        ok = not isinstance(value, bool) and isinstance(value, int | float)
+        if kind == "integer":
+            ok = ok and float(value).is_integer()
+        if not ok:
+            raise EvaluationError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"The {field} field must evaluate to a {'non-negative integer' if kind == 'integer' else 'number'} "
+                f"but was '{dataflow.dump(value)}'.",
+            )
+        return int(value) if kind == "integer" else float(value)
+    if path is not None:
+        value = path.evaluate(effective, dataflow.Scope(execution, frame))
+        valid = not isinstance(value, bool) and isinstance(value, int | float)
+        if kind == "integer":
+            valid = valid and float(value).is_integer()
+        if not valid:
+            shown = value if isinstance(value, str) else dataflow.dump(value)
+            raise EvaluationError(
+                errors.RUNTIME,
+                f'The {field}Path field refers to value "{shown}" which is not a valid '
+                f"{'integer' if kind == 'integer' else 'float'}: {path.text}",
+            )
+        return int(value) if kind == "integer" else float(value)
+    return literal
+
+
+def _items(execution: Execution, frame: Frame, state: MapState, effective: Any) -> list[Any]:
+    if state.query_language == JSONATA:
+        if state.has_items_literal:
+            items = state.items_literal
+        elif state.items_expr is not None:
+            states = dataflow.states_binding(execution, frame, frame.raw_input)
+            items = dataflow.evaluate_expression(execution, frame, state.items_expr, states)
+            if not isinstance(items, list):
+                from flowstate.asl.jsonata import jsonata_type_name
+
+                raise EvaluationError(
+                    errors.QUERY_EVALUATION_ERROR,
+                    f"The JSONata expression '{_expr_text(state.items_expr)}' specified for "
+                    "the field 'Items' returned an unexpected result type. Expected 'array', "
+                    f"but was '{jsonata_type_name(items)}' for value: {dataflow.dump(items)}",
+                    location="Items",
+                )
+        else:
+            items = effective
+        if not isinstance(items, list):
+            raise EvaluationError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"Map state input must be an array but was: {dataflow.dump(items)}",
+            )
+        return items
+    if state.items_path is not None:
+        items = state.items_path.evaluate(effective, dataflow.Scope(execution, frame))
+    else:
+        items = effective
+    if not isinstance(items, list):
+        raise EvaluationError(
+            errors.RUNTIME,
+            f"Map state input must be an array but was: {dataflow.dump(items)}",
+        )
+    return items
+
+
+def _expr_text(expr: Any) -> str:
+    return str(getattr(expr, "text", getattr(expr, "source", "")))
+
+
+def run_map(execution: Execution, frame: Frame, state: MapState) -> None:
+    effective = _state_input(execution, frame, state)
+    frame.effective_input = effective
+    items = _items(execution, frame, state, effective)
+    max_concurrency = _integer_field(
+        execution,
+        frame,
+        effective,
+        state.max_concurrency,
+        state.max_concurrency_path,
+        state.max_concurrency_expr,
+        "MaxConcurrency",
+        "integer",
+    )
+    tolerated_count = _integer_field(
+        execution,
+        frame,
+        effective,
+        state.tolerated_failure_count,
+        state.tolerated_failure_count_path,
+        state.tolerated_failure_count_expr,
+        "ToleratedFailureCount",
+        "integer",
+    )
+    tolerated_percentage = _integer_field(
+        execution,
+        frame,
+        effective,
+        state.tolerated_failure_percentage,
+        state.tolerated_failure_percentage_path,
+        state.tolerated_failure_percentage_expr,
+        "ToleratedFailurePercentage",
+        "float",
+    )
+    if tolerated_percentage is not None and not 0 <= tolerated_percentage <= 100:
+        raise EvaluationError(
+            errors.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100."
+        )
+    fan = FanOut(len(items))
+    fan.items = items
+    fan.input = effective
+    fan.max_concurrency = max_concurrency or 0
+    fan.distributed = state.processor_mode == "DISTRIBUTED"
+    fan.tolerated_count = tolerated_count
+    fan.tolerated_percentage = tolerated_percentage
+    frame.map_state = fan
+    frame.children = []
+    frame.phase = Phase.CHILDREN
+    execution.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
+    if fan.distributed:
+        info = execution.info
+        label = state.label or execution.entropy.uuid4()[:8]
+        fan.map_run_arn = (
+            info.state_machine_arn.replace(":stateMachine:", ":mapRun:", 1)
+            + f"/{label}:{execution.entropy.uuid4()}"
+        )
+        execution.emit(
+            frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": fan.map_run_arn}
+        )
+    if not items:
+        _map_done(execution, frame, frame.last_event_id)
+        return
+    _launch(execution, frame, state, frame.last_event_id)
+
+
+def _launch(execution: Execution, frame: Frame, state: MapState, previous: int) -> None:
+    """Start iterations up to MaxConcurrency."""
+    fan: FanOut = frame.map_state
+    processor = state.item_processor
+    assert processor is not None
+    limit = fan.max_concurrency or len(fan.items)
+    while fan.next_index < len(fan.items) and fan.running < limit:
+        index = fan.next_index
+        fan.next_index += 1
+        item = fan.items[index]
+        try:
+            item_input = _item_input(execution, frame, state, index, item, fan.input)
+        except StatesError as failure:
+            _abort_children(execution, frame)
+            execution.state_failed(frame, failure)
+            execution.make_ready(frame)
+            return
+        fan.running += 1
+        child = Frame(
+            execution.new_child_id(frame),
+            processor,
+            item_input,
+            parent=frame,
+            child_index=index,
+            silent=fan.distributed or frame.silent,
+        )
+        if not fan.distributed:
+            child.last_event_id = execution.emit(
+                frame,
+                "MapIterationStarted",
+                "mapIterationStartedEventDetails",
+                {"index": index, "name": state.name},
+                previous=previous,
+            )
+        frame.children.append(child)
+        execution.make_ready(child)
+
+
+def _item_input(
+    execution: Execution, frame: Frame, state: MapState, index: int, item: Any, effective: Any
+) -> Any:
+    if state.query_language == JSONATA:
+        if state.item_selector_expr is None:
+            return item
+        states = dataflow.states_binding(execution, frame, frame.raw_input)
+        context = dict(states["context"])
+        context["Map"] = {"Item": {"Index": index, "Value": item}}
+        states["context"] = context
+        return dataflow.evaluate_expression(execution, frame, state.item_selector_expr, states)
+    if state.item_selector is None:
+        return item
+    frame.context_extra = {"Map": {"Item": {"Index": index, "Value": item}}}
+    try:
+        return state.item_selector.evaluate(effective, dataflow.Scope(execution, frame))
+    finally:
+        frame.context_extra = None
+
+
+def _map_child_done(execution: Execution, frame: Frame, child: Frame) -> None:
+    fan: FanOut = frame.map_state
+    state = frame.state
+    assert isinstance(state, MapState)
+    fan.results[child.child_index] = child.output
+    fan.pending -= 1
+    fan.running -= 1
+    previous = child.last_event_id
+    last = previous
+    if not fan.distributed:
+        last = execution.emit(
+            frame,
+            "MapIterationSucceeded",
+            "mapIterationSucceededEventDetails",
+            {"index": child.child_index, "name": state.name},
+            previous=previous,
+        )
+    if fan.pending == 0:
+        _map_done(execution, frame, last)
+        return
+    _launch(execution, frame, state, previous)
+
+
+def _map_done(execution: Execution, frame: Frame, previous: int) -> None:
+    fan: FanOut = frame.map_state
+    if fan.distributed:
+        previous = execution.emit(frame, "MapRunSucceeded", previous=previous)
+    execution.emit(frame, "MapStateSucceeded", previous=previous)
+    _finish(execution, frame, fan.results, previous=previous)
+
+
+def _tolerated(fan: FanOut) -> bool:
+    if not fan.distributed:
+        return False
+    total = len(fan.items)
+    if fan.tolerated_count is not None and fan.failures <= fan.tolerated_count:
+        return True
+    if fan.tolerated_percentage is not None and total:
+        return fan.failures * 100.0 / total <= fan.tolerated_percentage
+    return False
+
+
+def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
+    fan: FanOut = frame.map_state
+    state = frame.state
+    assert isinstance(state, MapState)
+    fan.running -= 1
+    if not fan.distributed:
+        execution.emit(
+            frame,
+            "MapIterationFailed",
+            "mapIterationFailedEventDetails",
+            {"index": child.child_index, "name": state.name},
+            previous=child.last_event_id,
+        )
+    fan.failures += 1
+    if _tolerated(fan):
+        fan.results[child.child_index] = {
+            "Error": child.error,
+            "Cause": child.cause,
+        }
+        fan.pending -= 1
+        if fan.pending == 0:
+            _map_done(execution, frame, frame.last_event_id)
+        else:
+            _launch(execution, frame, state, frame.last_event_id)
+        return
+    _abort_children(execution, frame)
+    error, cause = child.error, child.cause
+    if fan.distributed:
+        execution.emit(
+            frame,
+            "MapRunFailed",
+            "mapRunFailedEventDetails",
+            _error_details(error, cause),
+        )
+        if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
+            error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
+            cause = "The specified tolerated failure threshold was exceeded"
+    execution.emit(
+        frame, "MapStateFailed", "mapStateFailedEventDetails", _error_details(error, cause)
+    )
+    frame.phase = Phase.RUN
+    execution.handle_error(frame, error, cause)
+    execution.make_ready(frame)
+
+
+def _error_details(error: str | None, cause: str | None) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if cause is not None:
+        details["cause"] = cause
+    if error is not None:
+        details["error"] = error
+    return details
+
+
+# --- shared --------------------------------------------------------------------------------
+
+
+def _abort_children(execution: Execution, frame: Frame) -> None:
+    for child in frame.children:
+        if child.phase != Phase.DONE:
+            if child.phase not in (Phase.ENTER,) and not child.silent:
+                execution.emit(child, child.state.type + "StateAborted")
+            execution.cancel_frame(child)
+
+
+def _finish(execution: Execution, frame: Frame, results: list[Any], previous: int) -> None:
+    """Result handling of Parallel/Map and the state's exit."""
+    state: Any = frame.state
+    frame.phase = Phase.RUN
+    frame.map_state = None
+    frame.children = []
+    try:
+        raw = frame.raw_input
+        if state.query_language == JSONATA:
+            states = dataflow.states_binding(execution, frame, raw)
+            states["result"] = results
+            assigned = dataflow.jsonata_assign(execution, frame, state.assign, states)
+            output = dataflow.jsonata_output(execution, frame, state.output, states, results)
+        else:
+            scope = dataflow.Scope(execution, frame)
+            result: Any = results
+            if state.result_selector is not None:
+                result = state.result_selector.evaluate(result, scope)
+            output = dataflow.apply_result_path(state, raw, result)
+            output = dataflow.apply_output_path(state, output, scope)
+            assigned = None
+            if state.assign is not None:
+                assigned = state.assign.evaluate(result, scope)
+    except StatesError as failure:
+        execution.state_failed(frame, failure)
+        execution.make_ready(frame)
+        return
+    execution.exit_state(frame, output, state.next, assigned, previous=previous)
+    execution.make_ready(frame)
+
+
+def child_succeeded(execution: Execution, frame: Frame, child: Frame) -> None:
+    if frame.phase != Phase.CHILDREN:
+        return
+    if frame.state.type == "Parallel":
+        _parallel_child_done(execution, frame, child)
+    else:
+        _map_child_done(execution, frame, child)
+
+
+def child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
+    if frame.phase != Phase.CHILDREN:
+        return
+    if frame.state.type == "Parallel":
+        _abort_children(execution, frame)
+        execution.emit(
+            frame,
+            "ParallelStateFailed",
+            "parallelStateFailedEventDetails",
+            _error_details(child.error, child.cause),
+        )
+        frame.phase = Phase.RUN
+        execution.handle_error(frame, child.error, child.cause)
+        execution.make_ready(frame)
+    else:
+        _map_child_failed(execution, frame, child)

@@ -1,0 +1,79 @@
+"""History events exactly as GetExecutionHistory returns them.
+
+Events are built cheaply while an execution runs: ``input``/``output`` payloads are kept as
+Python values and only serialised to JSON text when the history is read (``render``). Payloads
+are treated as immutable everywhere in the engine, so holding a reference is safe.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+__all__ = ["HistoryEvent", "Payload", "dump_json", "render_events"]
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def dump_json(value: Any) -> str:
+    """JSON text as AWS renders payloads: compact, UTF-8, no NaN."""
+    return _encode(value)
+
+
+class Payload:
+    """A JSON payload rendered lazily (``input``, ``output``, ``parameters``, ...)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class HistoryEvent:
+    """One history event. ``details`` is the ``<type>EventDetails`` object, or None."""
+
+    __slots__ = ("details", "details_key", "id", "previous_event_id", "timestamp", "type")
+
+    def __init__(
+        self,
+        id: int,
+        previous_event_id: int,
+        type: str,
+        timestamp: datetime,
+        details_key: str | None,
+        details: dict[str, Any] | None,
+    ) -> None:
+        self.id = id
+        self.previous_event_id = previous_event_id
+        self.type = type
+        self.timestamp = timestamp
+        self.details_key = details_key
+        self.details = details
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "timestamp": self.timestamp,
+            "type": self.type,
+            "id": self.id,
+            "previousEventId": self.previous_event_id,
+        }
+        if self.details_key is not None and self.details is not None:
+            out[self.details_key] = _render_details(self.details)
+        return out
+
+
+def _render_details(details: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if isinstance(value, Payload):
+            out[key] = dump_json(value.value)
+        elif isinstance(value, dict):
+            out[key] = _render_details(value)
+        else:
+            out[key] = value
+    return out
+
+
+def render_events(events: list[HistoryEvent]) -> list[dict[str, Any]]:
+    return [event.render() for event in events]

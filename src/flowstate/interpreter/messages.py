@@ -1,0 +1,105 @@
+"""Events into the interpreter (facts) and commands out of it (decisions).
+
+Events are past tense, commands imperative. Both are plain data, so the runtime can persist
+them and feed them back after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "CancelTask",
+    "CancelTimer",
+    "Command",
+    "Event",
+    "ScheduleTask",
+    "StartTimer",
+    "StopRequested",
+    "TaskFailed",
+    "TaskHeartbeat",
+    "TaskStarted",
+    "TaskSucceeded",
+    "TimerFired",
+]
+
+
+# --- events (facts the runtime reports) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded:
+    task_id: str
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    task_id: str
+    error: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHeartbeat:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    error: str | None = None
+    cause: str | None = None
+
+
+Event = TaskStarted | TaskSucceeded | TaskFailed | TaskHeartbeat | TimerFired | StopRequested
+
+
+# --- commands (decisions the runtime carries out) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTask:
+    """Invoke a Task resource. The runtime answers with TaskStarted, then TaskSucceeded or
+    TaskFailed carrying the same ``task_id``."""
+
+    task_id: str
+    resource: str
+    parameters: Any
+    state_name: str
+    timeout_seconds: int | None = None
+    heartbeat_seconds: int | None = None
+    task_token: str | None = None
+    # Stays the same when this attempt is re-run after a recovery (durable runtime).
+    idempotency_key: str = ""
+    context: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    timer_id: str
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+
+
+Command = ScheduleTask | StartTimer | CancelTask | CancelTimer

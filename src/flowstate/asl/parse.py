@@ -140,6 +140,8 @@ def _decode(definition: str | Mapping[str, Any]) -> tuple[Any, str, list[Diagnos
         document, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
     except json.JSONDecodeError as exc:
         json_error = _jackson_error(text, exc)
+        if text.lstrip().startswith(("{", "[")):
+            return None, text, [json_error]  # meant as JSON: no second chance as YAML flow
         try:
             document = yaml.load(text, Loader=_YamlLoader)
         except yaml.YAMLError:
@@ -156,6 +158,11 @@ def _jackson_error(text: str, exc: json.JSONDecodeError) -> Diagnostic:
     token = re.match(r"[A-Za-z0-9_$]*", text[pos:])
     if pos >= len(text):
         message, end = "Unexpected end-of-input", pos
+        opener = _unclosed(text)
+        if opener is not None:
+            kind = "Object" if text[opener] == "{" else "Array"
+            start = _jackson_source(text, *_line_column(text, opener + 1))
+            message += f": expected close marker for {kind} (start marker at {start})"
     elif token and token.group():
         message = f"Unrecognized token '{token.group()}': was expecting {expecting}"
         end = pos + len(token.group())
@@ -170,16 +177,43 @@ def _jackson_error(text: str, exc: json.JSONDecodeError) -> Diagnostic:
         }.get(exc.msg, f"expected a valid value {expecting}")
         message = f"Unexpected character ('{char}' (code {ord(char)})): {wanted}"
         end = pos + 1
-    line = text.count("\n", 0, end) + 1
-    column = end - (text.rfind("\n", 0, end) + 1) + 1
-    source = text
-    if len(source) > _JACKSON_SOURCE_LIMIT:
-        extra = len(source) - _JACKSON_SOURCE_LIMIT
-        source = f'{source[:_JACKSON_SOURCE_LIMIT]}"[truncated {extra} chars]'
-    else:
-        source = f'{source}"'
-    location = f'[Source: (String)"{source}; line: {line}, column: {column}]'
+    location = _jackson_source(text, *_line_column(text, end))
     return Diagnostic(INVALID_JSON_DESCRIPTION, f"{message}\n at {location}", location)
+
+
+def _line_column(text: str, end: int) -> tuple[int, int]:
+    """Jackson's 1-based line and column of the character after ``text[:end]``."""
+    return text.count("\n", 0, end) + 1, end - (text.rfind("\n", 0, end) + 1) + 1
+
+
+def _jackson_source(text: str, line: int, column: int) -> str:
+    if len(text) > _JACKSON_SOURCE_LIMIT:
+        extra = len(text) - _JACKSON_SOURCE_LIMIT
+        quoted = f'"{text[:_JACKSON_SOURCE_LIMIT]}"[truncated {extra} chars]'
+    else:
+        quoted = f'"{text}"'
+    return f"[Source: (String){quoted}; line: {line}, column: {column}]"
+
+
+def _unclosed(text: str) -> int | None:
+    """Index of the innermost ``{`` or ``[`` left open at the end of ``text``."""
+    stack: list[int] = []
+    in_string = escaped = False
+    for i, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(i)
+        elif char in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 # -- compilation -------------------------------------------------------------------------------
@@ -468,10 +502,11 @@ class _Builder:
                     else None
                 ),
             )
-        # The whole top-level rule goes to compile_rule, which ignores Next, Assign and Comment.
+        # compile_rule takes the condition alone; the transition and its Assign stay here.
+        condition = {k: v for k, v in rule.items() if k not in ("Next", "Assign", "Output")}
         return ChoiceBranch(
             next=rule["Next"],
-            condition=self.compile("choice", "compile_rule", rule, ptr),
+            condition=self.compile("choice", "compile_rule", condition, ptr),
             assign=(
                 self.template(rule["Assign"], "Assign", f"{ptr}/Assign")
                 if "Assign" in rule

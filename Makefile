@@ -1,0 +1,51 @@
+# flowstate — the two commands of the Quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test check lint typecheck contracts pytest fast conformance clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+## run: the example order workflow, its Tasks served by local Python functions
+run: $(VENV)/.installed
+	$(BIN)/flowstate run examples/order_workflow.json \
+		--functions examples/order_functions.py \
+		--input @examples/order_input.json
+
+## test: every gate, then the whole test suite (all markers) with warnings as errors
+test: $(VENV)/.installed-dev lint typecheck contracts pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+contracts: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/pytest -W error -q
+
+## fast: only the unmarked in-process tests
+fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -W error -q -m "not slow and not postgres and not corpus"
+
+## conformance: the shared AWS-recorded corpus, with the skip table
+conformance: $(VENV)/.installed
+	$(BIN)/flowstate conformance ../shared/conformance --skip tests/conformance_skip.toml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,179 @@
+"""The ``flowstate`` command line.
+
+Exit codes: 0 success; 1 an execution that FAILED, TIMED_OUT or ABORTED (or a conformance
+case that failed); 2 an invalid definition or a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowstate import __version__
+from flowstate.asl.errors import DefinitionError
+
+__all__ = ["main"]
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _read_definition(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.UsageError(f"cannot read definition {path!r}: {exc.strerror}") from None
+
+
+def _read_input(value: str | None) -> str:
+    if value is None:
+        return "{}"
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.UsageError(f"cannot read input {value[1:]!r}: {exc.strerror}") from None
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"--input is not valid JSON: {exc}") from None
+    return text
+
+
+def _load_functions(specs: tuple[str, ...]) -> dict[str, Any]:
+    from flowstate.cli.functions import load_functions
+
+    try:
+        return load_functions(specs)
+    except (ImportError, OSError, SyntaxError) as exc:
+        raise click.UsageError(f"cannot load --functions: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flowstate")
+def main() -> None:
+    """Run AWS Step Functions state machines (Amazon States Language) locally."""
+
+
+@main.command()
+@click.argument("definition", type=click.Path(dir_okay=False))
+@click.option("--input", "input_value", help="Execution input: JSON text, or @FILE.")
+@click.option(
+    "--type",
+    "machine_type",
+    type=click.Choice(["STANDARD", "EXPRESS"], case_sensitive=False),
+    default="STANDARD",
+    show_default=True,
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["real", "virtual"]),
+    default="real",
+    show_default=True,
+    help="virtual: timers fire as soon as nothing else can run (a one-year Wait ends at once).",
+)
+@click.option(
+    "--functions",
+    "functions",
+    multiple=True,
+    metavar="FILE_OR_MODULE",
+    help="Python file or module whose functions serve Lambda tasks (repeatable).",
+)
+@click.option("--name", "execution_name", help="Execution name (default: a UUID).")
+@click.option("--history", is_flag=True, help="Print status, output/error and the history.")
+def run(
+    definition: str,
+    input_value: str | None,
+    machine_type: str,
+    clock: str,
+    functions: tuple[str, ...],
+    execution_name: str | None,
+    history: bool,
+) -> None:
+    """Run DEFINITION once and print its output."""
+    from flowstate.runtime.local import run_definition
+
+    text = _read_definition(definition)
+    input_json = _read_input(input_value)
+    registry = _load_functions(functions)
+    try:
+        result = run_definition(
+            text,
+            input_json,
+            state_machine_name=Path(definition).stem,
+            execution_name=execution_name,
+            state_machine_type=machine_type.upper(),
+            clock=clock,
+            functions=registry,
+        )
+    except DefinitionError as exc:
+        click.echo(f"InvalidDefinition: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    if history:
+        click.echo(json.dumps(result.to_json(include_history=True), indent=2, default=str))
+    elif result.status == "SUCCEEDED":
+        click.echo(result.output)
+    else:
+        click.echo(
+            json.dumps({"status": result.status, "error": result.error, "cause": result.cause}),
+        )
+    if result.status != "SUCCEEDED":
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.argument("definition", type=click.Path(dir_okay=False))
+@click.option(
+    "--type",
+    "machine_type",
+    type=click.Choice(["STANDARD", "EXPRESS"], case_sensitive=False),
+    default="STANDARD",
+    show_default=True,
+)
+def validate(definition: str, machine_type: str) -> None:
+    """Check DEFINITION as ValidateStateMachineDefinition does."""
+    from flowstate.asl.validate import validate_definition
+
+    diagnostics = validate_definition(
+        _read_definition(definition), state_machine_type=machine_type.upper()
+    )
+    errors_found = any(d.severity == "ERROR" for d in diagnostics)
+    click.echo(
+        json.dumps(
+            {
+                "result": "FAIL" if errors_found else "OK",
+                "diagnostics": [d.to_json() for d in diagnostics],
+            },
+            indent=2,
+        )
+    )
+    if errors_found:
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@click.option("--filter", "filter_regex", help="Only cases whose case_id matches REGEX.")
+@click.option(
+    "--skip", "skip_file", type=click.Path(dir_okay=False), help="TOML skip table: id = reason."
+)
+@click.option(
+    "--json-report", "json_report", type=click.Path(dir_okay=False), help="Write per-case JSON."
+)
+def conformance(
+    directory: str, filter_regex: str | None, skip_file: str | None, json_report: str | None
+) -> None:
+    """Run a corpus of AWS-recorded cases and score flowstate against it."""
+    from flowstate.conformance import run_conformance
+
+    code = run_conformance(directory, filter_regex, skip_file, json_report)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Task resources: local Python functions as Lambda (HTTP, activities and callbacks to come)."""

@@ -188,8 +188,12 @@ class _Parser:
         m = _NUMBER.match(self.text, self.pos) or _WORD.match(self.text, self.pos)
         if m is None:
             raise self.fail("expected an argument")
+        try:
+            literal = json.loads(m.group())
+        except ValueError:
+            raise self.fail("invalid number") from None
         self.pos = m.end()
-        return _Literal(json.loads(m.group()))
+        return _Literal(literal)
 
     def string(self) -> _Literal:
         self.pos += 1  # opening quote

@@ -332,7 +332,8 @@ class _Parser:
         return InvalidExpression(message or f"Invalid JSONPath '{self.text}' at {self.pos}")
 
     def peek(self, n: int = 1) -> str:
-        return self.text[self.pos : self.pos + n]
+        # NUL past the end, so that membership tests like ``peek() in "'\""`` stay false.
+        return self.text[self.pos : self.pos + n] or "\x00"
 
     def skip_ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
@@ -562,8 +563,11 @@ class _FilterParser:
             m = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?|true|false|null").match(p.text, p.pos)
             if m is None:
                 raise p.fail()
+            try:
+                value = json.loads(m.group())
+            except ValueError:
+                raise p.fail() from None
             p.pos = m.end()
-            value = json.loads(m.group())
         return lambda n, r: value
 
     def json_literal(self) -> Any:
@@ -865,7 +869,10 @@ def compile_reference_path(text: str) -> RefPath:
     if len(stripped) > 1 and _VARIABLE_NAME.match(stripped, 1):
         raise InvalidExpression(f"Invalid ReferencePath '{text}'")
     parser = _Parser(stripped, 1)
-    segments = parser.segments()
+    try:
+        segments = parser.segments()
+    except (ValueError, IndexError) as exc:  # InvalidExpression is a ValueError
+        raise InvalidExpression(f"Invalid ReferencePath '{text}'") from exc
     if parser.pos != len(stripped) or not all(isinstance(s, _Name | _Index) for s in segments):
         raise InvalidExpression(f"Invalid ReferencePath '{text}'")
     return RefPath(text, _keys_of(segments))

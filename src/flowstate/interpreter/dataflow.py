@@ -75,7 +75,7 @@ class Scope(scope.Scope):
         self.variables = frame.scope_variables
         self.entropy = execution.entropy
 
-    @property  # type: ignore[override]
+    @property
     def context(self) -> Any:
         if self._context is None:
             self._context = build_context(self._execution, self._frame)

@@ -79,8 +79,9 @@ class Frame:
         self.silent = silent
         # Variables assigned in this frame; reads see the enclosing frames' too.
         self.variables: dict[str, Any] = {}
+        # Reads see enclosing frames' variables; writes only ever go to ``variables``.
         self.scope_variables: Mapping[str, Any] = (
-            ChainMap(self.variables, parent.scope_variables)
+            ChainMap(self.variables, parent.scope_variables)  # type: ignore[arg-type]
             if parent is not None
             else self.variables
         )

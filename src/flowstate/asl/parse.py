@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
-from flowstate.asl import schema
+from flowstate.asl import choice, intrinsics, paths, schema, templates
 from flowstate.asl.errors import DefinitionError, Diagnostic, InvalidExpression
 from flowstate.asl.model import (
     JSONATA,
@@ -219,15 +219,11 @@ def _unclosed(text: str) -> int | None:
 # -- compilation -------------------------------------------------------------------------------
 
 
-def _compiler(module: str, name: str) -> Callable[..., Any]:
-    """A compile function of a sibling module (``paths``, ``templates``, ``jsonata``, ...).
-
-    Resolved at call time so that a definition needing no compiler of a module does not
-    depend on that module.
-    """
-    return cast(
-        Callable[..., Any], getattr(importlib.import_module(f"flowstate.asl.{module}"), name)
-    )
+def _jsonata_compile_template(value: Any, *, field: str) -> Any:
+    # asl.jsonata is written in parallel with this module; it is imported when a JSONata
+    # field is first compiled, so that JSONPath definitions do not depend on it.
+    jsonata = importlib.import_module("flowstate.asl.jsonata")
+    return jsonata.compile_template(value, field=field)
 
 
 # JSONPath-mode fields compiled as paths, and the model attribute each one fills.
@@ -284,9 +280,11 @@ class _Builder:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
 
-    def compile(self, module: str, name: str, value: Any, location: str, **kwargs: Any) -> Any:
+    def compile(
+        self, compiler: Callable[..., Any], value: Any, location: str, **kwargs: Any
+    ) -> Any:
         try:
-            return _compiler(module, name)(value, **kwargs)
+            return compiler(value, **kwargs)
         except InvalidExpression as exc:
             self.diagnostics.append(Diagnostic(exc.code, exc.message, location))
             return None
@@ -356,20 +354,18 @@ class _Builder:
                     fields[f"{attribute}_is_null"] = True
                 else:
                     fields[attribute] = self.compile(
-                        "paths", "compile_path", state[name], f"{ptr}/{name}"
+                        paths.compile_path, state[name], f"{ptr}/{name}"
                     )
         if "ResultPath" in state:
             if state["ResultPath"] is None:
                 fields["result_path_is_null"] = True  # AWS: the result is discarded
             else:
                 fields["result_path"] = self.compile(
-                    "paths", "compile_reference_path", state["ResultPath"], f"{ptr}/ResultPath"
+                    paths.compile_reference_path, state["ResultPath"], f"{ptr}/ResultPath"
                 )
         for name, attribute in _PATH_FIELDS.items():
             if name in state:
-                fields[attribute] = self.compile(
-                    "paths", "compile_path", state[name], f"{ptr}/{name}"
-                )
+                fields[attribute] = self.compile(paths.compile_path, state[name], f"{ptr}/{name}")
         for name in ("ErrorPath", "CausePath"):
             # AWS: ErrorPath and CausePath take a reference path or an intrinsic function.
             if name in state:
@@ -441,15 +437,15 @@ class _Builder:
             fields["item_selector"] = fields.pop("parameters")
 
     def path_or_intrinsic(self, text: Any, location: str) -> Any:
-        if _compiler("intrinsics", "is_intrinsic")(text):
-            return self.compile("intrinsics", "compile_intrinsic", text, location)
-        return self.compile("paths", "compile_path", text, location)
+        if isinstance(text, str) and intrinsics.is_intrinsic(text):
+            return self.compile(intrinsics.compile_intrinsic, text, location)
+        return self.compile(paths.compile_path, text, location)
 
     def template(self, value: Any, name: str, location: str) -> Any:
-        return self.compile("templates", "compile_template", value, location, field=name)
+        return self.compile(templates.compile_template, value, location, field=name)
 
     def expression(self, value: Any, name: str, location: str) -> Any:
-        return self.compile("jsonata", "compile_template", value, location, field=name)
+        return self.compile(_jsonata_compile_template, value, location, field=name)
 
     def retrier(self, retrier: Mapping[str, Any]) -> Retrier:
         return Retrier(
@@ -477,8 +473,7 @@ class _Builder:
                     fields["result_path_is_null"] = True
                 else:
                     fields["result_path"] = self.compile(
-                        "paths",
-                        "compile_reference_path",
+                        paths.compile_reference_path,
                         catcher["ResultPath"],
                         f"{ptr}/ResultPath",
                     )
@@ -506,7 +501,7 @@ class _Builder:
         condition = {k: v for k, v in rule.items() if k not in ("Next", "Assign", "Output")}
         return ChoiceBranch(
             next=rule["Next"],
-            condition=self.compile("choice", "compile_rule", condition, ptr),
+            condition=self.compile(choice.compile_rule, condition, ptr),
             assign=(
                 self.template(rule["Assign"], "Assign", f"{ptr}/Assign")
                 if "Assign" in rule

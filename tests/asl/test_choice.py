@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from typing import Any
 
 import pytest
 
+from flowstate.asl.choice import compile_rule, parse_timestamp
 from flowstate.asl.errors import RUNTIME, EvaluationError, InvalidExpression
 from flowstate.asl.scope import Scope
-
-
-def _install_path_stand_in() -> None:
-    """A tiny private evaluator used only until ``flowstate.asl.paths`` exists.
-
-    Understands ``$``, ``$.a.b``, ``$$.a`` and ``$var.a`` (dotted names only).
-    """
-    module = types.ModuleType("flowstate.asl.paths")
-    not_found = object()
-
-    class _Path:
-        def __init__(self, text: str) -> None:
-            if not text.startswith("$"):
-                raise InvalidExpression(
-                    "Value is not a Reference Path: Reference path didn't start with '$'"
-                )
-            self.text = text
-            head, _, rest = text.partition(".")
-            self._head = head
-            self._keys = rest.split(".") if rest else []
-
-        def evaluate_or_none(self, input: Any, scope: Scope) -> Any:
-            if self._head == "$":
-                value = input
-            elif self._head == "$$":
-                value = scope.context
-            else:
-                variables = scope.variables or {}
-                if self._head[1:] not in variables:
-                    return not_found
-                value = variables[self._head[1:]]
-            for key in self._keys:
-                if not isinstance(value, dict) or key not in value:
-                    return not_found
-                value = value[key]
-            return value
-
-    module.NOT_FOUND = not_found  # type: ignore[attr-defined]
-    module.compile_path = _Path  # type: ignore[attr-defined]
-    sys.modules["flowstate.asl.paths"] = module
-
-
-if importlib.util.find_spec("flowstate.asl.paths") is None:
-    _install_path_stand_in()
-
-from flowstate.asl.choice import compile_rule, parse_timestamp  # noqa: E402
 
 
 class _Entropy:

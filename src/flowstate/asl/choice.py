@@ -25,14 +25,14 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
 
-from flowstate.asl import paths
 from flowstate.asl.errors import RUNTIME, EvaluationError, InvalidExpression
 from flowstate.asl.model import Condition
+from flowstate.asl.paths import NOT_FOUND, compile_path
 from flowstate.asl.scope import Scope
 
 __all__ = ["compile_rule", "parse_timestamp"]
 
-_NOT_FOUND: Final = paths.NOT_FOUND
+_NOT_FOUND: Final = NOT_FOUND
 
 Lookup = Callable[[Any, Scope], Any]
 Test = Callable[[Any], bool]
@@ -114,7 +114,12 @@ class _IsPresent:
         self._expected = expected
 
     def matches(self, input: Any, scope: Scope) -> bool:
-        return (self._lookup(input, scope) is not _NOT_FOUND) is self._expected
+        try:
+            value = self._lookup(input, scope)
+        except EvaluationError:
+            # An undefined ``$variable``: IsPresent is the test for absence, not a failure.
+            value = _NOT_FOUND
+        return (value is not _NOT_FOUND) is self._expected
 
     def __repr__(self) -> str:
         return f"<IsPresent {self._variable} {self._expected}>"
@@ -387,7 +392,7 @@ def _compile_comparison(rule: Mapping[str, Any]) -> Condition:
     variable = rule["Variable"]
     if not isinstance(variable, str):
         raise InvalidExpression("Expected value of type String")
-    lookup: Lookup = paths.compile_path(variable).evaluate_or_none
+    lookup: Lookup = compile_path(variable).evaluate_or_none
     operand = rule[name]
 
     if name == "IsPresent" or name in _IS_TESTS:
@@ -404,7 +409,7 @@ def _compile_comparison(rule: Mapping[str, Any]) -> Condition:
         if not isinstance(operand, str):
             raise InvalidExpression("Expected value of type String")
         family, relation = _PATH_COMPARISONS[name]
-        operand_lookup: Lookup = paths.compile_path(operand).evaluate_or_none
+        operand_lookup: Lookup = compile_path(operand).evaluate_or_none
         return _ComparePath(
             variable, lookup, name, operand, operand_lookup, _path_test(family, relation)
         )

@@ -65,7 +65,8 @@ def parse_definition(
 
     Raises ``DefinitionError`` with AWS's message when AWS would refuse the definition.
     """
-    if isinstance(definition, str) and len(definition.encode()) > schema.MAX_DEFINITION_BYTES:
+    text = definition if isinstance(definition, str) else json.dumps(definition)
+    if len(text.encode()) > schema.MAX_DEFINITION_BYTES:
         # AWS refuses this at the API layer, before looking at the definition.
         error = DefinitionError(
             "1 validation error detected: Value at 'definition' failed to satisfy constraint:"

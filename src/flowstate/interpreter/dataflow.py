@@ -211,6 +211,19 @@ def check_size(value: Any, state_name: str) -> None:
         )
 
 
+_CONSTANT_TOO_LARGE: dict[int, bool] = {}
+
+
+def check_constant_size(state: Any) -> None:
+    """The quota on a Pass state's literal ``Result``, measured once per state."""
+    key = id(state)
+    too_large = _CONSTANT_TOO_LARGE.get(key)
+    if too_large is None:
+        too_large = _CONSTANT_TOO_LARGE[key] = _exceeds(state.result, MAX_PAYLOAD_BYTES)
+    if too_large:
+        check_size(state.result, state.name)
+
+
 def _exceeds(value: Any, limit: int) -> bool:
     if isinstance(value, str):
         return len(value) > limit // 4 and len(value.encode()) + 2 > limit

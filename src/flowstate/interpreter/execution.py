@@ -351,7 +351,11 @@ class Execution:
         effective = dataflow.apply_input_path(state, raw, scope)
         if state.parameters is not None:
             effective = state.parameters.evaluate(effective, scope)
-        result = state.result if state.has_result else effective
+        if state.has_result:
+            result = state.result
+            dataflow.check_constant_size(state)
+        else:
+            result = effective
         output = dataflow.apply_result_path(state, raw, result)
         output = dataflow.apply_output_path(state, output, scope)
         assigned = None

@@ -124,6 +124,12 @@ def _integer_field(
         return int(value) if kind == "integer" else float(value)
     if path is not None:
         value = path.evaluate(effective, dataflow.Scope(execution, frame))
+        # AWS reads the referenced value as text: "1" is as good as 1.
+        if isinstance(value, str):
+            try:
+                value = int(value) if kind == "integer" else float(value)
+            except ValueError:
+                pass
         valid = not isinstance(value, bool) and isinstance(value, int | float)
         if kind == "integer":
             valid = valid and float(value).is_integer()

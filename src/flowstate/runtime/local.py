@@ -143,6 +143,7 @@ class LocalRuntime:
         state_machine_name: str,
         execution_name: str | None = None,
         state_machine_type: str = "STANDARD",
+        role_arn: str | None = None,
     ) -> Execution:
         name = execution_name or str(uuid.uuid4())
         prefix = f"arn:aws:states:{self.region}:{self.account_id}"
@@ -152,7 +153,7 @@ class LocalRuntime:
             name=name,
             state_machine_arn=f"{prefix}:stateMachine:{state_machine_name}",
             state_machine_name=state_machine_name,
-            role_arn=f"arn:aws:iam::{self.account_id}:role/{ROLE_NAME}",
+            role_arn=role_arn or f"arn:aws:iam::{self.account_id}:role/{ROLE_NAME}",
             start_time=self.clock.now(),
             type=state_machine_type,
         )
@@ -317,6 +318,7 @@ def run_definition(
     region: str = DEFAULT_REGION,
     clock: Clock | str = "virtual",
     functions: FunctionRegistry | Mapping[str, Callable[[Any, Any], Any]] | None = None,
+    role_arn: str | None = None,
 ) -> ExecutionResult:
     """Parse ``definition``, run one execution on ``input_json`` to its end, return the result.
 
@@ -330,6 +332,7 @@ def run_definition(
         state_machine_name=state_machine_name,
         execution_name=execution_name,
         state_machine_type=state_machine_type,
+        role_arn=role_arn,
     )
     runtime.run_until_idle()
     return result_of(execution)

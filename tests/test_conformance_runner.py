@@ -117,6 +117,7 @@ class TestEngineCall:
         assert call["account_id"] == "111111111111"
         assert call["region"] == "us-east-1"
         assert call["clock"] == "virtual"
+        assert call["role_arn"] == "arn:aws:iam::111111111111:role/sfn-conformance-role"
 
     def test_raw_definition_text_is_passed_when_not_json(self) -> None:
         engine = FakeEngine(output={})
@@ -292,6 +293,15 @@ class TestMatching:
     )
     def test_json_matches(self, expected: Any, actual: Any, result: bool) -> None:
         assert json_matches(expected, actual) is result
+
+    def test_reason_points_at_the_first_difference(self) -> None:
+        case = make_case(
+            expected={"status": "SUCCEEDED", "output": {"a": {"b": [1, {"c": "x"}]}, "d": 1}}
+        )
+        result = run_case(case, FakeEngine(output={"a": {"b": [1, {"c": "y"}]}, "d": 1}))
+        assert result.reason == 'output.a.b[1].c: "y" != expected "x"'
+        result = run_case(case, FakeEngine(output={"a": {"b": []}, "e": 1}))
+        assert result.reason == "output: keys missing ['d'], unexpected ['e']"
 
     def test_null_value_placeholders_are_wildcards(self) -> None:
         case = make_case(

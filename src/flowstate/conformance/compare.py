@@ -21,6 +21,7 @@ from flowstate.conformance.case import Case
 __all__ = [
     "ACCOUNT_ID",
     "REGION",
+    "first_difference",
     "history_types_match",
     "json_matches",
     "normalise_text",
@@ -266,6 +267,34 @@ def json_matches(expected: Any, actual: Any, wildcards: tuple[str, ...] = ()) ->
             and all(json_matches(v, actual[k], wildcards) for k, v in expected.items())
         )
     return bool(expected == actual)
+
+
+def first_difference(
+    expected: Any, actual: Any, wildcards: tuple[str, ...] = (), where: str = "$"
+) -> str | None:
+    """Where ``actual`` first departs from ``expected`` (``None`` when they match), for people."""
+    if json_matches(expected, actual, wildcards):
+        return None
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        missing = [k for k in expected if k not in actual]
+        extra = [k for k in actual if k not in expected]
+        if missing or extra:
+            return f"{where}: keys missing {missing}, unexpected {extra}"
+        for key, value in expected.items():
+            found = first_difference(value, actual[key], wildcards, f"{where}.{key}")
+            if found is not None:
+                return found
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for index, (e, a) in enumerate(zip(expected, actual)):
+            found = first_difference(e, a, wildcards, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return f"{where}: {_brief(actual)} != expected {_brief(expected)}"
+
+
+def _brief(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # --------------------------------------------------------------------------------------------

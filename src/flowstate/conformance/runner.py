@@ -19,6 +19,7 @@ from flowstate.conformance.compare import (
     ACCOUNT_ID,
     REGION,
     extract_result,
+    first_difference,
     history_types_match,
     json_matches,
     normalise_text,
@@ -63,6 +64,7 @@ class Engine(Protocol):
         region: str,
         clock: str,
         functions: Mapping[str, Callable[..., Any]] | None,
+        role_arn: str | None,
     ) -> ExecutionResultLike: ...
 
     def validate_definition(self, text: str, *, state_machine_type: str) -> list[Diagnostic]: ...
@@ -84,6 +86,7 @@ class LocalEngine:
         region: str,
         clock: str,
         functions: Mapping[str, Callable[..., Any]] | None,
+        role_arn: str | None,
     ) -> ExecutionResultLike:
         run_definition = importlib.import_module("flowstate.runtime.local").run_definition
         result: ExecutionResultLike = run_definition(
@@ -96,6 +99,7 @@ class LocalEngine:
             region=region,
             clock=clock,
             functions=functions,
+            role_arn=role_arn,
         )
         return result
 
@@ -164,6 +168,7 @@ def _start(case: Case, engine: Engine) -> ExecutionResultLike:
         region=REGION,
         clock="virtual",
         functions=None,
+        role_arn=case.name_for("role_arn"),
     )
 
 
@@ -232,10 +237,9 @@ def compare_execution(case: Case, actual: Mapping[str, Any]) -> list[str]:
     )
     wildcards = wildcards_of(case)
     for key in keys:
-        if not json_matches(expected[key], normalised.get(key), wildcards):
-            differences.append(
-                f"{key} {_short(normalised.get(key))} != expected {_short(expected[key])}"
-            )
+        difference = first_difference(expected[key], normalised.get(key), wildcards, key)
+        if difference is not None:
+            differences.append(difference)
     return differences
 
 

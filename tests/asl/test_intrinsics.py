@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import re
 from typing import Any
 
 import pytest
@@ -9,6 +13,7 @@ import pytest
 from flowstate.asl.errors import EvaluationError, InvalidExpression
 from flowstate.asl.intrinsics import compile_intrinsic, is_intrinsic
 from flowstate.asl.scope import Scope
+from flowstate.asl.templates import compile_template
 
 
 class _Entropy:
@@ -218,3 +223,59 @@ def test_is_intrinsic() -> None:
 
 def test_whitespace_is_allowed_between_tokens() -> None:
     assert run("States.Array( 1 ,  $.a ,States.Array( ) )", {"a": 2}) == [1, 2, []]
+
+
+# --- Recorded AWS results ---------------------------------------------------------------------
+
+CORPUS = pathlib.Path(__file__).resolve().parents[3] / "shared" / "conformance" / "cases"
+# Outputs the recording masked (random numbers, generated UUIDs) cannot be compared.
+MASKED = ("RandomNumberGenerated", "generated-uuid")
+
+
+def _placeholder_match(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, str) and isinstance(actual, str):
+        pattern = re.sub(r"<[^\s'\"<>]+>", "\0", expected)
+        regex = ".+".join(re.escape(part) for part in pattern.split("\0"))
+        return re.fullmatch(regex, actual, re.S) is not None
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(
+            _placeholder_match(expected[k], actual[k]) for k in expected
+        )
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(map(_placeholder_match, expected, actual))
+    return type(expected) is type(actual) and bool(expected == actual)
+
+
+def _corpus_cases() -> list[pathlib.Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(
+        p for p in (CORPUS / "intrinsic_functions").glob("*.json") if "jsonata" not in p.name
+    )
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("case_file", _corpus_cases(), ids=lambda p: p.stem[-30:])
+def test_recorded_intrinsic_cases(case_file: pathlib.Path) -> None:
+    case = json.loads(case_file.read_text())
+    (state,) = case["definition"]["States"].values()
+    name = "<ArnPart_0idx>"
+    context = {
+        "Execution": {"Name": "<ExecArnPart_0idx>", "Input": case["input"]},
+        "StateMachine": {
+            "Id": f"arn:<partition>:states:<region>:111111111111:stateMachine:{name}",
+            "Name": name,
+        },
+    }
+    template = compile_template(state["Parameters"], field="Parameters")
+    output = template.evaluate(case["input"], Scope(context, {}, _Entropy()))
+    expected = case["expected"]["output"]
+    if any(mask in json.dumps(expected) for mask in MASKED):
+        assert output.keys() == expected.keys()
+    else:
+        assert _placeholder_match(expected, output)
+
+
+def test_corpus_present_when_required() -> None:
+    if os.environ.get("REQUIRE_CORPUS") == "1":
+        assert _corpus_cases(), f"conformance corpus not found at {CORPUS}"

@@ -211,16 +211,19 @@ def check_size(value: Any, state_name: str) -> None:
         )
 
 
-_CONSTANT_TOO_LARGE: dict[int, bool] = {}
+# id(state) -> (state, too large?): the state is kept so that its id cannot be reused.
+_CONSTANT_TOO_LARGE: dict[int, tuple[Any, bool]] = {}
 
 
 def check_constant_size(state: Any) -> None:
     """The quota on a Pass state's literal ``Result``, measured once per state."""
-    key = id(state)
-    too_large = _CONSTANT_TOO_LARGE.get(key)
-    if too_large is None:
-        too_large = _CONSTANT_TOO_LARGE[key] = _exceeds(state.result, MAX_PAYLOAD_BYTES)
-    if too_large:
+    cached = _CONSTANT_TOO_LARGE.get(id(state))
+    if cached is None or cached[0] is not state:
+        cached = _CONSTANT_TOO_LARGE[id(state)] = (
+            state,
+            _exceeds(state.result, MAX_PAYLOAD_BYTES),
+        )
+    if cached[1]:
         check_size(state.result, state.name)
 
 

@@ -28,7 +28,7 @@ from flowstate.asl.model import (
 from flowstate.interpreter import dataflow, fanout, tasks, waits
 from flowstate.interpreter.entropy import SeededEntropy
 from flowstate.interpreter.frames import Frame, Phase
-from flowstate.interpreter.history import HistoryEvent, Payload
+from flowstate.interpreter.history import HistoryEvent, Payload, entered_details
 from flowstate.interpreter.messages import (
     CancelTask,
     CancelTimer,
@@ -305,11 +305,7 @@ class Execution:
             frame,
             _ENTERED[state.type],
             "stateEnteredEventDetails",
-            {
-                "input": Payload(frame.raw_input),
-                "inputDetails": {"truncated": False},
-                "name": state.name,
-            },
+            entered_details(state.name, frame.raw_input),  # type: ignore[arg-type]
         )
         frame.phase = Phase.RUN
 
@@ -346,6 +342,22 @@ class Execution:
             assigned = dataflow.jsonata_assign(self, frame, state.assign, states)
             output = dataflow.jsonata_output(self, frame, state.output, states, raw)
             self.exit_state(frame, output, state.next, assigned)
+            return
+        if (
+            state.input_path is None
+            and state.parameters is None
+            and state.output_path is None
+            and state.assign is None
+            and not state.input_path_is_null
+            and not state.output_path_is_null
+        ):
+            # The common case: Result and/or ResultPath only; nothing needs a scope.
+            if state.has_result:
+                dataflow.check_constant_size(state)
+                output = dataflow.apply_result_path(state, raw, state.result)
+            else:
+                output = dataflow.apply_result_path(state, raw, raw)
+            self.exit_state(frame, output, state.next)
             return
         scope = dataflow.Scope(self, frame)
         effective = dataflow.apply_input_path(state, raw, scope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from flowstate.asl import errors
@@ -126,10 +127,8 @@ def _integer_field(
         value = path.evaluate(effective, dataflow.Scope(execution, frame))
         # AWS reads the referenced value as text: "1" is as good as 1.
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = int(value) if kind == "integer" else float(value)
-            except ValueError:
-                pass
         valid = not isinstance(value, bool) and isinstance(value, int | float)
         if kind == "integer":
             valid = valid and float(value).is_integer()

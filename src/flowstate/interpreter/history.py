@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-__all__ = ["HistoryEvent", "Payload", "dump_json", "render_events"]
+__all__ = ["HistoryEvent", "Payload", "dump_json", "entered_details", "render_events"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -42,7 +42,7 @@ class HistoryEvent:
         type: str,
         timestamp: datetime,
         details_key: str | None,
-        details: dict[str, Any] | None,
+        details: dict[str, Any] | tuple[str, str, Any] | None,
     ) -> None:
         self.id = id
         self.previous_event_id = previous_event_id
@@ -63,7 +63,20 @@ class HistoryEvent:
         return out
 
 
-def _render_details(details: dict[str, Any]) -> dict[str, Any]:
+def entered_details(name: str, input_value: Any) -> tuple[str, str, Any]:
+    """``stateEnteredEventDetails``, built only when the history is read."""
+    return ("entered", name, input_value)
+
+
+def _expand(details: Any) -> dict[str, Any]:
+    if type(details) is tuple:
+        _, name, value = details
+        return {"input": Payload(value), "inputDetails": {"truncated": False}, "name": name}
+    return details  # type: ignore[no-any-return]
+
+
+def _render_details(details: Any) -> dict[str, Any]:
+    details = _expand(details)
     out: dict[str, Any] = {}
     for key, value in details.items():
         if isinstance(value, Payload):

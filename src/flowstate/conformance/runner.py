@@ -65,6 +65,7 @@ class Engine(Protocol):
         clock: str,
         functions: Mapping[str, Callable[..., Any]] | None,
         role_arn: str | None,
+        synchronous: bool = False,
     ) -> ExecutionResultLike: ...
 
     def validate_definition(self, text: str, *, state_machine_type: str) -> list[Diagnostic]: ...
@@ -87,6 +88,7 @@ class LocalEngine:
         clock: str,
         functions: Mapping[str, Callable[..., Any]] | None,
         role_arn: str | None,
+        synchronous: bool = False,
     ) -> ExecutionResultLike:
         run_definition = importlib.import_module("flowstate.runtime.local").run_definition
         result: ExecutionResultLike = run_definition(
@@ -100,6 +102,7 @@ class LocalEngine:
             clock=clock,
             functions=functions,
             role_arn=role_arn,
+            synchronous=synchronous,
         )
         return result
 
@@ -169,6 +172,8 @@ def _start(case: Case, engine: Engine) -> ExecutionResultLike:
         clock="virtual",
         functions=None,
         role_arn=case.name_for("role_arn"),
+        # Recorded from StartSyncExecution: a synchronous Express execution.
+        synchronous="start_sync_execution" in case.expected_from,
     )
 
 

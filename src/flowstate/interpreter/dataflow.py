@@ -33,6 +33,7 @@ __all__ = [
 dump = dump_json
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+_RETRYABLE = frozenset({"Task", "Parallel", "Map"})
 
 
 def build_context(execution: Execution, frame: Frame) -> dict[str, Any]:
@@ -41,21 +42,25 @@ def build_context(execution: Execution, frame: Frame) -> dict[str, Any]:
     entered = frame.entered_time if frame.entered_time is not None else execution.now
     from flowstate.interpreter.execution import format_timestamp
 
+    execution_part: dict[str, Any] = {
+        "Id": info.arn,
+        "Input": execution.input,
+        "StartTime": info.start_time_text,
+        "Name": info.name,
+        "RoleArn": info.role_arn,
+    }
+    if not info.synchronous:  # AWS omits the count for synchronous Express executions
+        execution_part["RedriveCount"] = info.redrive_count
+    state_part: dict[str, Any] = {
+        "EnteredTime": format_timestamp(entered),
+        "Name": frame.state_name,
+    }
+    if frame.state.type in _RETRYABLE:  # only states that can retry show RetryCount
+        state_part["RetryCount"] = sum(frame.attempts) if frame.attempts else 0
     context: dict[str, Any] = {
-        "Execution": {
-            "Id": info.arn,
-            "Input": execution.input,
-            "StartTime": info.start_time_text,
-            "Name": info.name,
-            "RoleArn": info.role_arn,
-            "RedriveCount": info.redrive_count,
-        },
+        "Execution": execution_part,
         "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_name},
-        "State": {
-            "EnteredTime": format_timestamp(entered),
-            "Name": frame.state_name,
-            "RetryCount": sum(frame.attempts) if frame.attempts else 0,
-        },
+        "State": state_part,
     }
     if frame.context_extra:
         context.update(frame.context_extra)

@@ -72,6 +72,7 @@ class ExecutionInfo:
         "start_time_text",
         "state_machine_arn",
         "state_machine_name",
+        "synchronous",
         "type",
     )
 
@@ -86,6 +87,7 @@ class ExecutionInfo:
         start_time: datetime,
         type: str = "STANDARD",
         redrive_count: int = 0,
+        synchronous: bool = False,
     ) -> None:
         self.arn = arn
         self.name = name
@@ -96,6 +98,7 @@ class ExecutionInfo:
         self.start_time_text = format_timestamp(start_time)
         self.type = type
         self.redrive_count = redrive_count
+        self.synchronous = synchronous  # an Express execution started by StartSyncExecution
 
 
 def _evaluation_failed_details(
@@ -477,6 +480,19 @@ class Execution:
             f"An error occurred while executing the state '{frame.state.name}' "
             f"(entered at the event id #{frame.entered_event_id}). {cause or ''}"
         )
+
+    def will_retry(self, frame: Frame, error: str | None) -> bool:
+        """Whether ``handle_error`` would retry ``error`` rather than catch or fail."""
+        retriers = getattr(frame.state, "retry", ())
+        if not retriers:
+            return False
+        from flowstate.interpreter.retry import find_retrier
+
+        index = find_retrier(retriers, error if error is not None else "")
+        if index is None:
+            return False
+        attempts = frame.attempts[index] if frame.attempts else 0
+        return attempts < retriers[index].max_attempts
 
     def handle_error(self, frame: Frame, error: str | None, cause: str | None) -> None:
         """Retry or Catch ``error`` for the current state of ``frame``; else fail the frame."""

@@ -198,6 +198,16 @@ def run_map(execution: Execution, frame: Frame, state: MapState) -> None:
         "MaxConcurrency",
         "integer",
     )
+    fan = FanOut(len(items))
+    fan.items = items
+    fan.input = effective
+    fan.max_concurrency = max_concurrency or 0
+    fan.distributed = state.processor_mode == "DISTRIBUTED"
+    frame.map_state = fan
+    frame.children = []
+    frame.phase = Phase.CHILDREN
+    execution.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
+    # AWS reads the tolerated-failure thresholds after MapStateStarted (recorded histories).
     tolerated_count = _integer_field(
         execution,
         frame,
@@ -222,17 +232,8 @@ def run_map(execution: Execution, frame: Frame, state: MapState) -> None:
         raise EvaluationError(
             errors.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100."
         )
-    fan = FanOut(len(items))
-    fan.items = items
-    fan.input = effective
-    fan.max_concurrency = max_concurrency or 0
-    fan.distributed = state.processor_mode == "DISTRIBUTED"
     fan.tolerated_count = tolerated_count
     fan.tolerated_percentage = tolerated_percentage
-    frame.map_state = fan
-    frame.children = []
-    frame.phase = Phase.CHILDREN
-    execution.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
     if fan.distributed:
         info = execution.info
         label = state.label or execution.entropy.uuid4()[:8]
@@ -386,10 +387,12 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
         if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
             cause = "The specified tolerated failure threshold was exceeded"
-    execution.emit(
-        frame, "MapStateFailed", "mapStateFailedEventDetails", _error_details(error, cause)
-    )
     frame.phase = Phase.RUN
+    if not execution.will_retry(frame, error):
+        # AWS records MapStateFailed only when the failure is final (no retry follows).
+        execution.emit(
+            frame, "MapStateFailed", "mapStateFailedEventDetails", _error_details(error, cause)
+        )
     execution.handle_error(frame, error, cause)
     execution.make_ready(frame)
 
@@ -459,12 +462,13 @@ def child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
         return
     if frame.state.type == "Parallel":
         _abort_children(execution, frame)
-        execution.emit(
-            frame,
-            "ParallelStateFailed",
-            "parallelStateFailedEventDetails",
-            _error_details(child.error, child.cause),
-        )
+        if not execution.will_retry(frame, child.error):
+            execution.emit(
+                frame,
+                "ParallelStateFailed",
+                "parallelStateFailedEventDetails",
+                _error_details(child.error, child.cause),
+            )
         frame.phase = Phase.RUN
         execution.handle_error(frame, child.error, child.cause)
         execution.make_ready(frame)

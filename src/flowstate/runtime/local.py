@@ -144,18 +144,24 @@ class LocalRuntime:
         execution_name: str | None = None,
         state_machine_type: str = "STANDARD",
         role_arn: str | None = None,
+        synchronous: bool = False,
     ) -> Execution:
         name = execution_name or str(uuid.uuid4())
         prefix = f"arn:aws:states:{self.region}:{self.account_id}"
-        kind = "express" if state_machine_type == "EXPRESS" else "execution"
+        if state_machine_type == "EXPRESS":
+            # AWS: express:<machine>:<name>:<generated id>
+            arn = f"{prefix}:express:{state_machine_name}:{name}:{uuid.uuid4()}"
+        else:
+            arn = f"{prefix}:execution:{state_machine_name}:{name}"
         info = ExecutionInfo(
-            arn=f"{prefix}:{kind}:{state_machine_name}:{name}",
+            arn=arn,
             name=name,
             state_machine_arn=f"{prefix}:stateMachine:{state_machine_name}",
             state_machine_name=state_machine_name,
             role_arn=role_arn or f"arn:aws:iam::{self.account_id}:role/{ROLE_NAME}",
             start_time=self.clock.now(),
             type=state_machine_type,
+            synchronous=synchronous,
         )
         execution = Execution(
             machine,
@@ -319,6 +325,7 @@ def run_definition(
     clock: Clock | str = "virtual",
     functions: FunctionRegistry | Mapping[str, Callable[[Any, Any], Any]] | None = None,
     role_arn: str | None = None,
+    synchronous: bool = False,
 ) -> ExecutionResult:
     """Parse ``definition``, run one execution on ``input_json`` to its end, return the result.
 
@@ -333,6 +340,7 @@ def run_definition(
         execution_name=execution_name,
         state_machine_type=state_machine_type,
         role_arn=role_arn,
+        synchronous=synchronous,
     )
     runtime.run_until_idle()
     return result_of(execution)

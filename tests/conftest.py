@@ -1,0 +1,47 @@
+"""Shared fixtures: a fixed virtual start time and a runner on the virtual clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from flowstate.runtime.clock import VirtualClock
+from flowstate.runtime.local import ExecutionResult, run_definition
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+Runner = Callable[..., ExecutionResult]
+
+
+@pytest.fixture
+def t0() -> datetime:
+    """The virtual clock's start: 2024-01-01T00:00:00Z."""
+    return T0
+
+
+@pytest.fixture
+def run() -> Runner:
+    """``run(definition, input_value, functions=..., **kwargs)`` on a VirtualClock at ``t0``."""
+
+    def _run(
+        definition: Mapping[str, Any] | str,
+        input_value: Any = None,
+        *,
+        functions: Mapping[str, Callable[[Any, Any], Any]] | None = None,
+        start: datetime = T0,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        text = definition if isinstance(definition, str) else json.dumps(definition)
+        return run_definition(
+            text,
+            json.dumps({} if input_value is None else input_value),
+            clock=VirtualClock(start),
+            functions=functions,
+            **kwargs,
+        )
+
+    return _run

@@ -16,6 +16,8 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 Runner = Callable[..., ExecutionResult]
 
+_NO_INPUT: Any = object()
+
 
 @pytest.fixture
 def t0() -> datetime:
@@ -25,11 +27,11 @@ def t0() -> datetime:
 
 @pytest.fixture
 def run() -> Runner:
-    """``run(definition, input_value, functions=..., **kwargs)`` on a VirtualClock at ``t0``."""
+    """``run(definition, input_value={}, functions=..., **kwargs)`` on a VirtualClock at ``t0``."""
 
     def _run(
         definition: Mapping[str, Any] | str,
-        input_value: Any = None,
+        input_value: Any = _NO_INPUT,
         *,
         functions: Mapping[str, Callable[[Any, Any], Any]] | None = None,
         start: datetime = T0,
@@ -38,7 +40,7 @@ def run() -> Runner:
         text = definition if isinstance(definition, str) else json.dumps(definition)
         return run_definition(
             text,
-            json.dumps({} if input_value is None else input_value),
+            "{}" if input_value is _NO_INPUT else json.dumps(input_value),
             clock=VirtualClock(start),
             functions=functions,
             **kwargs,

@@ -312,8 +312,9 @@ def test_find_catcher_takes_the_first_match() -> None:
         )
     )
     catchers = machine.states["T"].catch  # type: ignore[attr-defined]
-    assert find_catcher(catchers, "A").next == "First"
-    assert find_catcher(catchers, "B").next == "Second"
+    first, second = find_catcher(catchers, "A"), find_catcher(catchers, "B")
+    assert first is not None and first.next == "First"
+    assert second is not None and second.next == "Second"
     assert find_catcher(catchers, "States.Runtime") is None
 
 

@@ -16,9 +16,11 @@ from flowstate.asl.parse import parse_definition
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.messages import (
     CancelTask,
+    CancelTimer,
     Command,
     ScheduleTask,
     StartTimer,
+    StopRequested,
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
@@ -1096,3 +1098,104 @@ def test_nested_map_inside_parallel(run: Any) -> None:
         },
     }
     assert _out(run(definition, {"xs": ["p", "q"]})) == [[{"i": 0}, {"i": 1}], "b"]
+
+
+def test_map_results_keep_item_order_with_concurrency(run: Any) -> None:
+    # Iterations finish in reverse order (longer waits first), results stay in item order.
+    processor = {
+        "StartAt": "Nap",
+        "States": {
+            "Nap": {"Type": "Wait", "SecondsPath": "$.s", "Next": "Out"},
+            "Out": {"Type": "Pass", "InputPath": "$.id", "End": True},
+        },
+    }
+    items = [{"id": "a", "s": 30}, {"id": "b", "s": 20}, {"id": "c", "s": 10}]
+    result = run(_map_machine(MaxConcurrency=2, ItemProcessor=processor), items)
+    assert _out(result) == ["a", "b", "c"]
+    # With two at a time, c starts when b (20 s) finishes and ends at 30 s with a.
+    assert _stamp(_one(result, "MapStateSucceeded")) - _stamp(result.history[0]) == timedelta(
+        seconds=30
+    )
+
+
+def test_legacy_map_iterator_with_parameters(run: Any) -> None:
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.xs",
+                "Parameters": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+                "Iterator": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        },
+    }
+    result = run(definition, {"xs": [True, None]})
+    assert _out(result) == [{"value": True, "index": 0}, {"value": None, "index": 1}]
+
+
+def test_misspelled_states_all_does_not_catch(run: Any) -> None:
+    # Recorded case scenarios/test_map_state_catch_empty_fail: "State.ALL" is just a name.
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "F",
+                    "States": {"F": {"Type": "Fail"}},
+                },
+                "Catch": [{"ErrorEquals": ["State.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    result = run(definition, [1])
+    assert result.status == "FAILED"
+    assert (result.error, result.cause) == (None, None)
+    assert "PassStateEntered" not in _types(result)
+
+
+def test_pass_result_takes_precedence_over_parameters(run: Any) -> None:
+    definition = _pass_machine({"Parameters": {"p": 1}, "Result": {"r": 2}, "ResultPath": "$.out"})
+    assert _out(run(definition, {"in": 0})) == {"in": 0, "out": {"r": 2}}
+
+
+def test_stop_requested_aborts_and_cancels_pending_work() -> None:
+    execution = _execution(
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Parallel",
+                    "End": True,
+                    "Branches": [
+                        {
+                            "StartAt": "W",
+                            "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}},
+                        },
+                        {
+                            "StartAt": "T",
+                            "States": {"T": {"Type": "Task", "Resource": FN + "f", "End": True}},
+                        },
+                    ],
+                }
+            },
+        }
+    )
+    commands = execution.start(T)
+    (task,) = _only(commands, ScheduleTask)
+    (timer,) = _only(commands, StartTimer)
+    commands = execution.step(StopRequested("Stopped", "by test"), T + timedelta(seconds=1))
+    assert (execution.status, execution.error, execution.cause) == ("ABORTED", "Stopped", "by test")
+    assert CancelTask(task.task_id) in commands
+    assert CancelTimer(timer.timer_id) in commands
+    last = execution.events[-1].render()
+    assert last["type"] == "ExecutionAborted"
+    assert last["executionAbortedEventDetails"] == {"cause": "by test", "error": "Stopped"}
+    # Nothing happens after the end.
+    assert execution.step(TaskSucceeded(task.task_id, 1), T + timedelta(seconds=2)) == []
+    assert execution.events[-1].type == "ExecutionAborted"

@@ -463,3 +463,71 @@ def test_interpreter_timestamps_come_from_now_only() -> None:
     assert stamps[0] == T
     # The map's longest wait is 3 s after the retried task finished; jitter ≤ 10 s.
     assert stamps[-1] <= T + timedelta(seconds=13)
+
+
+def _by_id(result: ExecutionResult) -> dict[int, dict[str, Any]]:
+    return {e["id"]: e for e in result.history}
+
+
+def test_branch_first_state_links_to_parallel_state_started(run: Any) -> None:
+    # Recorded case scenarios/test_parallel_state_catch: FailStateEntered (4) → 3.
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
+                    {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}},
+                ],
+                "End": True,
+            }
+        },
+    }
+    result = run(definition)
+    by_id = _by_id(result)
+    for entered in (e for e in result.history if e["type"] == "PassStateEntered"):
+        assert by_id[entered["previousEventId"]]["type"] == "ParallelStateStarted"
+
+
+def test_iteration_first_state_links_to_map_iteration_started(run: Any) -> None:
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        },
+    }
+    result = run(definition, ["a", "b"])
+    by_id = _by_id(result)
+    for entered in (e for e in result.history if e["type"] == "PassStateEntered"):
+        assert by_id[entered["previousEventId"]]["type"] == "MapIterationStarted"
+
+
+def test_caught_task_exit_links_to_the_failure(run: Any) -> None:
+    # Recorded case error_handling/test_task_lambda_test_raise_custom_exception:
+    # LambdaFunctionFailed (5) → TaskStateExited (6) → PassStateEntered (7).
+    def boom(event: Any, context: Any) -> Any:
+        raise ValueError("x")
+
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": FN + "boom",
+                "Catch": [{"ErrorEquals": ["ValueError"], "Next": "H"}],
+                "End": True,
+            },
+            "H": {"Type": "Pass", "End": True},
+        },
+    }
+    result = run(definition, functions={"boom": boom})
+    assert _types(result)[4:7] == ["LambdaFunctionFailed", "TaskStateExited", "PassStateEntered"]
+    assert [e["previousEventId"] for e in result.history[5:7]] == [5, 6]
+    exited = result.history[5]["stateExitedEventDetails"]
+    assert json.loads(exited["output"])["Error"] == "ValueError"

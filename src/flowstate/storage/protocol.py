@@ -1,0 +1,122 @@
+"""The one interface every backend implements (memory, SQLite, PostgreSQL).
+
+Synchronous by design: every call is a short indexed statement or one batched transaction, and
+the runtime calls it from a worker thread so the event loop never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from flowstate.storage.records import (
+    DEFAULT_MAX_RESULTS,
+    EventRecord,
+    ExecutionDelta,
+    ExecutionRecord,
+    ExecutionSummary,
+    Page,
+    RevisionRecord,
+    StateMachineRecord,
+    TaskRecord,
+    TimerRecord,
+)
+
+__all__ = ["Store"]
+
+
+class Store(Protocol):
+    # --- state machines -------------------------------------------------------------------
+
+    def create_state_machine(self, machine: StateMachineRecord) -> None:
+        """Insert ``machine`` and its first revision; StateMachineAlreadyExists if the ARN is
+        taken."""
+        ...
+
+    def get_state_machine(self, arn: str) -> StateMachineRecord | None: ...
+
+    def list_state_machines(
+        self, max_results: int = DEFAULT_MAX_RESULTS, next_token: str | None = None
+    ) -> Page[StateMachineRecord]:
+        """Ordered by ARN."""
+        ...
+
+    def update_state_machine(self, machine: StateMachineRecord) -> None:
+        """Overwrite the stored row (matched by ARN) and keep ``machine``'s revision so running
+        executions can still load it; StateMachineDoesNotExist if absent."""
+        ...
+
+    def delete_state_machine(self, arn: str) -> bool:
+        """Remove the row; revisions stay for executions still referring to them (they go with
+        retention). False if there was nothing to delete."""
+        ...
+
+    def get_revision(self, state_machine_arn: str, revision_id: str) -> RevisionRecord | None: ...
+
+    # --- executions: the one write ----------------------------------------------------------
+
+    def commit(self, batch: Sequence[ExecutionDelta]) -> None:
+        """Land every delta of ``batch`` in one transaction, or none of them.
+
+        At most one delta per execution. Raises ExecutionAlreadyExists (a new row's ARN is
+        taken), LeaseLost (an updated row is gone or its generation moved on) or
+        HistoryConflict (an event id already stored); in each case nothing was written.
+        """
+        ...
+
+    # --- executions: reads ----------------------------------------------------------------
+
+    def get_execution(self, arn: str) -> ExecutionRecord | None: ...
+
+    def list_executions(
+        self,
+        state_machine_arn: str,
+        status: str | None = None,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+    ) -> Page[ExecutionSummary]:
+        """Most recent start first, as ListExecutions."""
+        ...
+
+    def get_history(
+        self,
+        execution_arn: str,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+        reverse_order: bool = False,
+    ) -> Page[EventRecord]:
+        """Ascending event ids (descending with ``reverse_order``). InvalidToken on a token not
+        issued for this execution and order."""
+        ...
+
+    def running_executions(
+        self, after_arn: str | None = None, limit: int = 1000
+    ) -> list[ExecutionRecord]:
+        """RUNNING executions ordered by ARN, those after ``after_arn``: recovery walks them
+        in bounded pages."""
+        ...
+
+    def due_timers(self, now: datetime, limit: int = 1000) -> list[TimerRecord]:
+        """Timers with ``fire_at <= now``, earliest first (ties by execution ARN, timer id).
+        A timer stays until a commit removes it."""
+        ...
+
+    def next_timer_at(self) -> datetime | None:
+        """The earliest deadline of all timers, so the runtime knows how long it may idle."""
+        ...
+
+    def pending_tasks(self, execution_arn: str) -> list[TaskRecord]:
+        """Ordered by creation, then task id."""
+        ...
+
+    def task_by_token(self, task_token: str) -> TaskRecord | None: ...
+
+    # --- retention and lifecycle ----------------------------------------------------------
+
+    def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` executions that stopped before ``older_than``, with their
+        history, timers and tasks; returns how many. Call until it returns 0."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,112 @@
+"""The one schema, as the one numbered migration sequence shared by every SQL backend.
+
+Append a step to change the schema; never edit a released one. Statements are portable SQL;
+the only dialect words are ``{blob}`` (BLOB / BYTEA) and ``{clustered}`` (SQLite's
+``WITHOUT ROWID`` for tables read by primary-key prefix; nothing on PostgreSQL).
+
+Conventions: every ``*_at`` column is BIGINT microseconds since the Unix epoch, UTC (see
+``timestamps``); JSON payloads are TEXT written once; ``snapshot`` is the interpreter's opaque
+frame tree. Execution-scoped tables lead their primary key with ``execution_arn`` and have no
+foreign keys, so executions can be partitioned by ARN (distributed SQL) without a
+cross-partition chain; the only global index is ``timers (fire_at)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = (
+    """CREATE TABLE state_machines (
+        arn TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        revision_id TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )""",
+    # Definitions that running executions may still use after an update or a delete.
+    """CREATE TABLE state_machine_revisions (
+        state_machine_arn TEXT NOT NULL,
+        revision_id TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (state_machine_arn, revision_id)
+    ) {clustered}""",
+    """CREATE TABLE executions (
+        arn TEXT PRIMARY KEY,
+        state_machine_arn TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        revision_id TEXT NOT NULL,
+        seed BIGINT NOT NULL,
+        output TEXT,
+        error TEXT,
+        cause TEXT,
+        start_at BIGINT NOT NULL,
+        stop_at BIGINT,
+        snapshot {blob},
+        redrive_count INTEGER NOT NULL,
+        redrive_at BIGINT,
+        lease_owner TEXT,
+        lease_expires_at BIGINT,
+        generation BIGINT NOT NULL
+    )""",
+    # ListExecutions, newest first, with and without a status filter.
+    "CREATE INDEX executions_by_machine ON executions (state_machine_arn, start_at, arn)",
+    """CREATE INDEX executions_by_machine_status
+        ON executions (state_machine_arn, status, start_at, arn)""",
+    # Recovery walks the running ones; retention finds the old stopped ones.
+    "CREATE INDEX executions_running ON executions (arn) WHERE status = 'RUNNING'",
+    "CREATE INDEX executions_stopped ON executions (stop_at) WHERE stop_at IS NOT NULL",
+    """CREATE TABLE history_events (
+        execution_arn TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        previous_id INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        timestamp BIGINT NOT NULL,
+        details TEXT,
+        PRIMARY KEY (execution_arn, id)
+    ) {clustered}""",
+    """CREATE TABLE timers (
+        execution_arn TEXT NOT NULL,
+        timer_id TEXT NOT NULL,
+        fire_at BIGINT NOT NULL,
+        PRIMARY KEY (execution_arn, timer_id)
+    )""",
+    "CREATE INDEX timers_due ON timers (fire_at, execution_arn, timer_id)",
+    """CREATE TABLE tasks (
+        execution_arn TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        input TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        task_token TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (execution_arn, task_id)
+    ) {clustered}""",
+    # SendTaskSuccess/Failure/Heartbeat arrive with only the token, on any node.
+    "CREATE UNIQUE INDEX tasks_by_token ON tasks (task_token) WHERE task_token IS NOT NULL",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "state machines, revisions, executions, history, timers, tasks", _V1),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

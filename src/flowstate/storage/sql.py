@@ -1,0 +1,605 @@
+"""The portable SQL implementation of ``Store``; backends are thin ``Dialect`` subclasses.
+
+Every statement is a constant string (so drivers prepare it once and reuse it) run with
+``executemany`` over plain tuples built before the write lock is taken. A commit is one
+write transaction whatever the batch size: that is the group commit.
+
+Dialect differences live in ``Dialect`` only: placeholders, DDL type words, the statement that
+opens a write transaction, the schema lock, the driver's integrity error, and (for scale-out,
+later) row claiming with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from flowstate.storage.errors import (
+    ExecutionAlreadyExists,
+    HistoryConflict,
+    LeaseLost,
+    StateMachineAlreadyExists,
+    StateMachineDoesNotExist,
+    StorageError,
+)
+from flowstate.storage.records import (
+    DEFAULT_MAX_RESULTS,
+    EventRecord,
+    ExecutionDelta,
+    ExecutionRecord,
+    ExecutionSummary,
+    Page,
+    RevisionRecord,
+    StateMachineRecord,
+    TaskRecord,
+    TimerRecord,
+    check_batch,
+)
+from flowstate.storage.timestamps import from_micros, micros
+from flowstate.storage.tokens import decode_token, encode_token
+
+__all__ = ["Dialect", "SQLStore"]
+
+_U64 = 1 << 64
+_I64_MAX = (1 << 63) - 1
+
+
+class Dialect:
+    """What differs between SQL databases. Statements are written with ``?`` placeholders."""
+
+    name = "sql"
+    placeholder = "?"
+    ddl_words: ClassVar[dict[str, str]] = {"blob": "BLOB", "clustered": ""}
+    begin_write = "BEGIN"
+    integrity_errors: tuple[type[BaseException], ...] = ()
+    # Everything else the driver raises (disk full, I/O error, lock timeout).
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def ddl(self, text: str) -> str:
+        return self.sql(text.format(**self.ddl_words))
+
+    def upsert(self, table: str, keys: Sequence[str], columns: Sequence[str]) -> str:
+        """INSERT that overwrites ``columns`` of the row with the same ``keys``."""
+        names = [*keys, *columns]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+        action = f"DO UPDATE SET {updates}" if columns else "DO NOTHING"
+        return self.sql(
+            f"INSERT INTO {table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)}) "
+            f"ON CONFLICT ({', '.join(keys)}) {action}"
+        )
+
+    def has_table(self, connection: Any, name: str) -> bool:
+        raise NotImplementedError
+
+    def lock_schema(self, connection: Any) -> None:
+        """Serialise concurrent migrations (inside the migration's transaction)."""
+        return None
+
+    @contextmanager
+    def transaction(self, connection: Any) -> Iterator[None]:
+        connection.execute(self.begin_write)
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+# --- column lists and row conversion ---------------------------------------------------------
+
+_MACHINE_COLUMNS = (
+    "arn, name, type, definition, role_arn, revision_id, attributes, created_at, updated_at"
+)
+_EXECUTION_COLUMNS = (
+    "arn, state_machine_arn, name, type, status, input, revision_id, seed, output, error, "
+    "cause, start_at, stop_at, snapshot, redrive_count, redrive_at, lease_owner, "
+    "lease_expires_at, generation"
+)
+_SUMMARY_COLUMNS = (
+    "arn, state_machine_arn, name, status, start_at, stop_at, redrive_count, redrive_at"
+)
+
+
+def _opt_micros(moment: datetime | None) -> int | None:
+    return None if moment is None else micros(moment)
+
+
+def _opt_time(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def _signed(seed: int) -> int:
+    # The interpreter's seed is unsigned 64-bit; SQL integers are signed 64-bit.
+    return seed - _U64 if seed > _I64_MAX else seed
+
+
+def _machine_row(m: StateMachineRecord) -> tuple[Any, ...]:
+    return (
+        m.arn,
+        m.name,
+        m.type,
+        m.definition,
+        m.role_arn,
+        m.revision_id,
+        m.attributes,
+        micros(m.created_at),
+        micros(m.updated_at),
+    )
+
+
+def _machine(row: Sequence[Any]) -> StateMachineRecord:
+    return StateMachineRecord(
+        arn=row[0],
+        name=row[1],
+        type=row[2],
+        definition=row[3],
+        role_arn=row[4],
+        revision_id=row[5],
+        attributes=row[6],
+        created_at=from_micros(row[7]),
+        updated_at=from_micros(row[8]),
+    )
+
+
+def _execution_row(e: ExecutionRecord) -> tuple[Any, ...]:
+    return (
+        e.arn,
+        e.state_machine_arn,
+        e.name,
+        e.type,
+        e.status,
+        e.input,
+        e.revision_id,
+        _signed(e.seed),
+        e.output,
+        e.error,
+        e.cause,
+        micros(e.start_at),
+        _opt_micros(e.stop_at),
+        e.snapshot,
+        e.redrive_count,
+        _opt_micros(e.redrive_at),
+        e.lease_owner,
+        _opt_micros(e.lease_expires_at),
+        e.generation,
+    )
+
+
+def _execution(row: Sequence[Any]) -> ExecutionRecord:
+    return ExecutionRecord(
+        arn=row[0],
+        state_machine_arn=row[1],
+        name=row[2],
+        type=row[3],
+        status=row[4],
+        input=row[5],
+        revision_id=row[6],
+        seed=row[7] % _U64,
+        output=row[8],
+        error=row[9],
+        cause=row[10],
+        start_at=from_micros(row[11]),
+        stop_at=_opt_time(row[12]),
+        snapshot=None if row[13] is None else bytes(row[13]),
+        redrive_count=row[14],
+        redrive_at=_opt_time(row[15]),
+        lease_owner=row[16],
+        lease_expires_at=_opt_time(row[17]),
+        generation=row[18],
+    )
+
+
+def _summary(row: Sequence[Any]) -> ExecutionSummary:
+    return ExecutionSummary(
+        arn=row[0],
+        state_machine_arn=row[1],
+        name=row[2],
+        status=row[3],
+        start_at=from_micros(row[4]),
+        stop_at=_opt_time(row[5]),
+        redrive_count=row[6],
+        redrive_at=_opt_time(row[7]),
+    )
+
+
+def _task(row: Sequence[Any]) -> TaskRecord:
+    return TaskRecord(
+        execution_arn=row[0],
+        task_id=row[1],
+        resource=row[2],
+        input=row[3],
+        idempotency_key=row[4],
+        state=row[5],
+        task_token=row[6],
+        created_at=from_micros(row[7]),
+    )
+
+
+_TASK_COLUMNS = (
+    "execution_arn, task_id, resource, input, idempotency_key, state, task_token, created_at"
+)
+
+
+@dataclass(slots=True)
+class _BatchRows:
+    """A batch flattened into one parameter list per statement."""
+
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    timers_removed: list[tuple[str, str]] = field(default_factory=list)
+    timers_added: list[tuple[str, str, int]] = field(default_factory=list)
+    tasks_removed: list[tuple[str, str]] = field(default_factory=list)
+    tasks_added: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, batch: Sequence[ExecutionDelta]) -> _BatchRows:
+        rows = cls()
+        for delta in batch:
+            arn = delta.execution_arn
+            e = delta.execution
+            if e is not None:
+                if delta.is_new:
+                    rows.inserts.append(_execution_row(e))
+                else:
+                    rows.updates.append(
+                        (
+                            e.status,
+                            e.output,
+                            e.error,
+                            e.cause,
+                            _opt_micros(e.stop_at),
+                            e.snapshot,
+                            e.redrive_count,
+                            _opt_micros(e.redrive_at),
+                            arn,
+                            e.generation,
+                        )
+                    )
+            rows.events.extend(
+                (arn, ev.id, ev.previous_event_id, ev.type, micros(ev.timestamp), ev.details)
+                for ev in delta.events
+            )
+            rows.timers_removed.extend((arn, timer_id) for timer_id in delta.timers_removed)
+            rows.timers_added.extend(
+                (arn, t.timer_id, micros(t.fire_at)) for t in delta.timers_added
+            )
+            rows.tasks_removed.extend((arn, task_id) for task_id in delta.tasks_removed)
+            rows.tasks_added.extend(
+                (
+                    arn,
+                    t.task_id,
+                    t.resource,
+                    t.input,
+                    t.idempotency_key,
+                    t.state,
+                    t.task_token,
+                    micros(t.created_at),
+                )
+                for t in delta.tasks_added
+            )
+        return rows
+
+
+class SQLStore:
+    """``Store`` over a DB-API connection. Subclasses provide the connections."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        q = dialect.sql
+        self._insert_machine = q(
+            f"INSERT INTO state_machines ({_MACHINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._update_machine = q(
+            "UPDATE state_machines SET name = ?, type = ?, definition = ?, role_arn = ?, "
+            "revision_id = ?, attributes = ?, created_at = ?, updated_at = ? WHERE arn = ?"
+        )
+        # A revision is immutable: keep the first write.
+        self._keep_revision = self.dialect.sql(
+            "INSERT INTO state_machine_revisions "
+            "(state_machine_arn, revision_id, definition, role_arn, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (state_machine_arn, revision_id) DO NOTHING"
+        )
+        self._insert_execution = q(
+            f"INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+        )
+        self._update_execution = q(
+            "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_at = ?, "
+            "snapshot = ?, redrive_count = ?, redrive_at = ? WHERE arn = ? AND generation = ?"
+        )
+        self._insert_event = q(
+            "INSERT INTO history_events (execution_arn, id, previous_id, type, timestamp, "
+            "details) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self._delete_timer = q("DELETE FROM timers WHERE execution_arn = ? AND timer_id = ?")
+        self._upsert_timer = dialect.upsert("timers", ("execution_arn", "timer_id"), ("fire_at",))
+        self._delete_task = q("DELETE FROM tasks WHERE execution_arn = ? AND task_id = ?")
+        self._upsert_task = dialect.upsert(
+            "tasks",
+            ("execution_arn", "task_id"),
+            ("resource", "input", "idempotency_key", "state", "task_token", "created_at"),
+        )
+
+    # --- connections: provided by the backend ---------------------------------------------
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        """A connection for autocommitted reads (each statement sees committed data)."""
+        raise NotImplementedError
+
+    def _writing(self) -> AbstractContextManager[Any]:
+        """The connection that writes, held exclusively; the caller opens the transaction."""
+        raise NotImplementedError
+
+    def _read_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._reading() as connection:
+            return list(connection.execute(self.dialect.sql(sql), params).fetchall())
+
+    def _read_one(self, sql: str, params: Sequence[Any]) -> Any:
+        with self._reading() as connection:
+            return connection.execute(self.dialect.sql(sql), params).fetchone()
+
+    # --- state machines -------------------------------------------------------------------
+
+    def create_state_machine(self, machine: StateMachineRecord) -> None:
+        with self._writing() as connection:
+            try:
+                with self.dialect.transaction(connection):
+                    connection.execute(self._insert_machine, _machine_row(machine))
+                    self._write_revision(connection, machine)
+            except self.dialect.integrity_errors:
+                raise StateMachineAlreadyExists(
+                    f"state machine already exists: {machine.arn}"
+                ) from None
+
+    def get_state_machine(self, arn: str) -> StateMachineRecord | None:
+        row = self._read_one(f"SELECT {_MACHINE_COLUMNS} FROM state_machines WHERE arn = ?", (arn,))
+        return None if row is None else _machine(row)
+
+    def list_state_machines(
+        self, max_results: int = DEFAULT_MAX_RESULTS, next_token: str | None = None
+    ) -> Page[StateMachineRecord]:
+        limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
+        query: list[object] = ["state_machines"]
+        after = decode_token(next_token, query)[0] if next_token else ""
+        rows = self._read_all(
+            f"SELECT {_MACHINE_COLUMNS} FROM state_machines WHERE arn > ? ORDER BY arn LIMIT ?",
+            (after, limit + 1),
+        )
+        items = [_machine(row) for row in rows[:limit]]
+        if len(rows) > limit:
+            return Page(items, encode_token(query, [items[-1].arn]))
+        return Page(items)
+
+    def update_state_machine(self, machine: StateMachineRecord) -> None:
+        row = _machine_row(machine)
+        with self._writing() as connection, self.dialect.transaction(connection):
+            cursor = connection.execute(self._update_machine, (*row[1:], machine.arn))
+            if cursor.rowcount == 0:
+                raise StateMachineDoesNotExist(f"state machine does not exist: {machine.arn}")
+            self._write_revision(connection, machine)
+
+    def delete_state_machine(self, arn: str) -> bool:
+        with self._writing() as connection, self.dialect.transaction(connection):
+            cursor = connection.execute(
+                self.dialect.sql("DELETE FROM state_machines WHERE arn = ?"), (arn,)
+            )
+            return bool(cursor.rowcount)
+
+    def get_revision(self, state_machine_arn: str, revision_id: str) -> RevisionRecord | None:
+        row = self._read_one(
+            "SELECT definition, role_arn, created_at FROM state_machine_revisions "
+            "WHERE state_machine_arn = ? AND revision_id = ?",
+            (state_machine_arn, revision_id),
+        )
+        if row is None:
+            return None
+        return RevisionRecord(state_machine_arn, revision_id, row[0], row[1], from_micros(row[2]))
+
+    def _write_revision(self, connection: Any, machine: StateMachineRecord) -> None:
+        connection.execute(
+            self._keep_revision,
+            (
+                machine.arn,
+                machine.revision_id,
+                machine.definition,
+                machine.role_arn,
+                micros(machine.updated_at),
+            ),
+        )
+
+    # --- commit ---------------------------------------------------------------------------
+
+    def commit(self, batch: Sequence[ExecutionDelta]) -> None:
+        if not batch:
+            return
+        check_batch(batch)
+        rows = _BatchRows.of(batch)
+        try:
+            with self._writing() as connection, self.dialect.transaction(connection):
+                self._write(connection, rows)
+        except self.dialect.integrity_errors as error:
+            raise self._explain_conflict(batch, error) from error
+        except self.dialect.driver_errors as error:
+            raise StorageError(f"commit failed, nothing written: {error}") from error
+
+    def _write(self, connection: Any, rows: _BatchRows) -> None:
+        cursor = connection.cursor()
+        if rows.inserts:
+            cursor.executemany(self._insert_execution, rows.inserts)
+        if rows.updates:
+            cursor.executemany(self._update_execution, rows.updates)
+            if cursor.rowcount != len(rows.updates):
+                raise LeaseLost(self._stale(connection, rows.updates))
+        if rows.events:
+            cursor.executemany(self._insert_event, rows.events)
+        if rows.timers_removed:
+            cursor.executemany(self._delete_timer, rows.timers_removed)
+        if rows.timers_added:
+            cursor.executemany(self._upsert_timer, rows.timers_added)
+        if rows.tasks_removed:
+            cursor.executemany(self._delete_task, rows.tasks_removed)
+        if rows.tasks_added:
+            cursor.executemany(self._upsert_task, rows.tasks_added)
+
+    def _stale(self, connection: Any, updates: list[tuple[Any, ...]]) -> list[str]:
+        select = self.dialect.sql("SELECT generation FROM executions WHERE arn = ?")
+        stale = []
+        for row in updates:
+            arn, generation = row[-2], row[-1]
+            found = connection.execute(select, (arn,)).fetchone()
+            if found is None or found[0] != generation:
+                stale.append(arn)
+        return stale
+
+    def _explain_conflict(
+        self, batch: Sequence[ExecutionDelta], error: BaseException
+    ) -> StorageError:
+        """Name what collided; the transaction is already rolled back."""
+        new = [d.execution_arn for d in batch if d.is_new]
+        if new:
+            taken = [arn for arn in new if self.get_execution(arn) is not None]
+            if taken:
+                return ExecutionAlreadyExists(taken)
+        for delta in batch:
+            if not delta.events:
+                continue
+            ids = {e.id for e in delta.events}
+            clash = self._read_all(
+                "SELECT id FROM history_events WHERE execution_arn = ? AND id >= ? AND id <= ?",
+                (delta.execution_arn, min(ids), max(ids)),
+            )
+            clashing = sorted(ids & {row[0] for row in clash})
+            if clashing or len(ids) != len(delta.events):
+                return HistoryConflict(
+                    f"history of {delta.execution_arn}: event ids already stored or repeated: "
+                    f"{clashing or 'repeated in the batch'}"
+                )
+        return StorageError(f"commit refused by the database: {error}")
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get_execution(self, arn: str) -> ExecutionRecord | None:
+        row = self._read_one(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE arn = ?", (arn,))
+        return None if row is None else _execution(row)
+
+    def list_executions(
+        self,
+        state_machine_arn: str,
+        status: str | None = None,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+    ) -> Page[ExecutionSummary]:
+        limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
+        query: list[object] = ["executions", state_machine_arn, status]
+        where = ["state_machine_arn = ?"]
+        params: list[Any] = [state_machine_arn]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if next_token:
+            start_at, arn = decode_token(next_token, query)
+            where.append("(start_at, arn) < (?, ?)")
+            params += [start_at, arn]
+        rows = self._read_all(
+            f"SELECT {_SUMMARY_COLUMNS} FROM executions WHERE {' AND '.join(where)} "
+            "ORDER BY start_at DESC, arn DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = [_summary(row) for row in rows[:limit]]
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return Page(items, encode_token(query, [last[4], last[0]]))
+        return Page(items)
+
+    def get_history(
+        self,
+        execution_arn: str,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+        reverse_order: bool = False,
+    ) -> Page[EventRecord]:
+        limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
+        query: list[object] = ["history", execution_arn, reverse_order]
+        if next_token:
+            after = decode_token(next_token, query)[0]
+        else:
+            after = _I64_MAX if reverse_order else -1
+        order = "id < ? ORDER BY id DESC" if reverse_order else "id > ? ORDER BY id"
+        rows = self._read_all(
+            "SELECT id, previous_id, type, timestamp, details FROM history_events "
+            f"WHERE execution_arn = ? AND {order} LIMIT ?",
+            (execution_arn, after, limit + 1),
+        )
+        items = [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows[:limit]]
+        if len(rows) > limit:
+            return Page(items, encode_token(query, [items[-1].id]))
+        return Page(items)
+
+    def running_executions(
+        self, after_arn: str | None = None, limit: int = 1000
+    ) -> list[ExecutionRecord]:
+        rows = self._read_all(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions "
+            "WHERE status = 'RUNNING' AND arn > ? ORDER BY arn LIMIT ?",
+            (after_arn or "", limit),
+        )
+        return [_execution(row) for row in rows]
+
+    def due_timers(self, now: datetime, limit: int = 1000) -> list[TimerRecord]:
+        rows = self._read_all(
+            "SELECT execution_arn, timer_id, fire_at FROM timers WHERE fire_at <= ? "
+            "ORDER BY fire_at, execution_arn, timer_id LIMIT ?",
+            (micros(now), limit),
+        )
+        return [TimerRecord(r[0], r[1], from_micros(r[2])) for r in rows]
+
+    def next_timer_at(self) -> datetime | None:
+        row = self._read_one("SELECT MIN(fire_at) FROM timers", ())
+        return _opt_time(row[0])
+
+    def pending_tasks(self, execution_arn: str) -> list[TaskRecord]:
+        rows = self._read_all(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE execution_arn = ? "
+            "ORDER BY created_at, task_id",
+            (execution_arn,),
+        )
+        return [_task(row) for row in rows]
+
+    def task_by_token(self, task_token: str) -> TaskRecord | None:
+        row = self._read_one(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_token = ?", (task_token,)
+        )
+        return None if row is None else _task(row)
+
+    # --- retention ------------------------------------------------------------------------
+
+    def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:
+        q = self.dialect.sql
+        with self._writing() as connection, self.dialect.transaction(connection):
+            arns = [
+                (row[0],)
+                for row in connection.execute(
+                    q(
+                        "SELECT arn FROM executions WHERE stop_at IS NOT NULL AND stop_at < ? "
+                        "ORDER BY stop_at LIMIT ?"
+                    ),
+                    (micros(older_than), limit),
+                ).fetchall()
+            ]
+            if arns:
+                cursor = connection.cursor()
+                for table in ("history_events", "timers", "tasks"):
+                    cursor.executemany(q(f"DELETE FROM {table} WHERE execution_arn = ?"), arns)
+                cursor.executemany(q("DELETE FROM executions WHERE arn = ?"), arns)
+        return len(arns)
+
+    def close(self) -> None:
+        raise NotImplementedError

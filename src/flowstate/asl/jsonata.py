@@ -181,13 +181,17 @@ class JSONataExpression:
             )
         return result
 
-    def evaluate_raw(self, input: Any, bindings: Mapping[str, Any], *, has_input: bool = True) -> Any:
+    def evaluate_raw(
+        self, input: Any, bindings: Mapping[str, Any], *, has_input: bool = True
+    ) -> Any:
         """Evaluate with ``input`` as the context item ``$`` and plain bindings (the reference
         suite's calling convention); answers ``UNDEFINED`` instead of raising for it."""
         text = json.dumps(input) if has_input else None
         return self._run(text, dict(bindings), None, None, self.field)
 
-    def unexpected_type(self, expected: str, value: Any, field: str | None = None) -> EvaluationError:
+    def unexpected_type(
+        self, expected: str, value: Any, field: str | None = None
+    ) -> EvaluationError:
         """The error for a result of the wrong JSON type (``expected``: ``'array'`` etc.)."""
         shown = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         return EvaluationError(
@@ -214,7 +218,12 @@ class JSONataExpression:
             text = self._compiled.evaluate_json_or_none(input_text, bindings)
             if text == '""':
                 # A function serialises as "" too: ask for Python values, where it is None.
-                if self._compiled.evaluate(None if input_text is None else json.loads(input_text), bindings) is None:
+                if (
+                    self._compiled.evaluate(
+                        None if input_text is None else json.loads(input_text), bindings
+                    )
+                    is None
+                ):
                     raise self._unsupported(field)
                 return ""
         except ValueError as err:
@@ -337,7 +346,12 @@ class _Constant:
         self.value = value
 
 
-def _build(node: Any, states: Mapping[str, Any], variables: Mapping[str, Any] | None, entropy: Entropy | None) -> Any:
+def _build(
+    node: Any,
+    states: Mapping[str, Any],
+    variables: Mapping[str, Any] | None,
+    entropy: Entropy | None,
+) -> Any:
     if isinstance(node, _Leaf):
         return node.expression.evaluate_at(states, variables, entropy, node.field)
     if isinstance(node, _Object):

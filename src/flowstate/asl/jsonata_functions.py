@@ -67,7 +67,9 @@ def _context() -> CallContext:
 
 def _signature_error(name: str, index: int) -> HostError:
     # jsonata-js T0410 wording, as AWS reports it for its own functions too.
-    return HostError("T0410", f'Argument {index} of function "{name}" does not match function signature')
+    return HostError(
+        "T0410", f'Argument {index} of function "{name}" does not match function signature'
+    )
 
 
 def _arity(name: str, args: tuple[Any, ...], least: int, most: int) -> None:
@@ -252,7 +254,9 @@ def now(*args: Any) -> str:
     if compiled is None:
         import jsonatapy
 
-        compiled = jsonatapy.compile("$fromMillis($m, $p, $t)" if arity == 3 else "$fromMillis($m, $p)")
+        compiled = jsonatapy.compile(
+            "$fromMillis($m, $p, $t)" if arity == 3 else "$fromMillis($m, $p)"
+        )
         _from_millis[arity] = compiled
     bindings = {"m": stamp, "p": args[0]}
     if arity == 3:

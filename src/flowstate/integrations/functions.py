@@ -91,7 +91,7 @@ def invoke_function(
     request_id = str(uuid.uuid4())
     context = LambdaContext(name, request_id, idempotency_key, region, account)
     try:
-        result = _call(handler, event, context)
+        result = handler(event, context)
     except Exception as exc:
         payload = _error_payload(exc, request_id)
         raise StatesError(type(exc).__name__, json.dumps(payload)) from None
@@ -106,7 +106,3 @@ def invoke_function(
             "stackTrace": [],
         }
         raise StatesError("Runtime.MarshalError", json.dumps(payload)) from None
-
-
-def _call(handler: Handler, event: Any, context: LambdaContext) -> Any:
-    return handler(event, context)

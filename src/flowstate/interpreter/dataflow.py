@@ -121,7 +121,10 @@ def apply_result_path(state: Any, raw: Any, result: Any) -> Any:
 def evaluate_fail_path(path: Evaluable, raw: Any, scope: scope.Scope, field: str) -> Any:
     from flowstate.asl.paths import NOT_FOUND
 
-    value = path.evaluate_or_none(raw, scope)  # type: ignore[attr-defined]
+    evaluate_or_none = getattr(path, "evaluate_or_none", None)
+    if evaluate_or_none is None:  # an intrinsic function (AWS allows some in ErrorPath/CausePath)
+        return path.evaluate(raw, scope)
+    value = evaluate_or_none(raw, scope)
     if value is NOT_FOUND:
         raise EvaluationError(
             errors.RUNTIME,

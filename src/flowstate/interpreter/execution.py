@@ -163,6 +163,7 @@ class Execution:
                 "roleArn": self.info.role_arn,
             },
         )
+        self.root.last_event_id = 0  # AWS: the first state's previousEventId is 0
         timeout = self.machine.timeout_seconds
         if timeout is not None:
             self._commands.append(

@@ -390,9 +390,8 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
     frame.phase = Phase.RUN
     if not execution.will_retry(frame, error):
         # AWS records MapStateFailed only when the failure is final (no retry follows).
-        execution.emit(
-            frame, "MapStateFailed", "mapStateFailedEventDetails", _error_details(error, cause)
-        )
+        # AWS records MapStateFailed without details, after the failing iteration's events.
+        execution.emit(frame, "MapStateFailed", previous=child.last_event_id)
     execution.handle_error(frame, error, cause)
     execution.make_ready(frame)
 
@@ -463,12 +462,8 @@ def child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
     if frame.state.type == "Parallel":
         _abort_children(execution, frame)
         if not execution.will_retry(frame, child.error):
-            execution.emit(
-                frame,
-                "ParallelStateFailed",
-                "parallelStateFailedEventDetails",
-                _error_details(child.error, child.cause),
-            )
+            # AWS records ParallelStateFailed without details.
+            execution.emit(frame, "ParallelStateFailed", previous=child.last_event_id)
         frame.phase = Phase.RUN
         execution.handle_error(frame, child.error, child.cause)
         execution.make_ready(frame)

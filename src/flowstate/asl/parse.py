@@ -422,12 +422,8 @@ class _Builder:
             fields.pop("max_concurrency", None)  # the model's default, 0, means unbounded
         if language == JSONATA:
             if "Items" in state:
-                items = state["Items"]
-                if is_jsonata_expression(items):
-                    fields["items_expr"] = self.expression(items, "Items", f"{ptr}/Items")
-                else:
-                    fields["items_literal"] = items
-                    fields["has_items_literal"] = True
+                # An expression, or a JSON array whose elements may hold expressions.
+                fields["items_expr"] = self.expression(state["Items"], "Items", f"{ptr}/Items")
             if "ItemSelector" in state:
                 fields["item_selector_expr"] = self.expression(
                     state["ItemSelector"], "ItemSelector", f"{ptr}/ItemSelector"

@@ -151,14 +151,14 @@ def _items(execution: Execution, frame: Frame, state: MapState, effective: Any) 
             states = dataflow.states_binding(execution, frame, frame.raw_input)
             items = dataflow.evaluate_expression(execution, frame, state.items_expr, states)
             if not isinstance(items, list):
-                from flowstate.asl.jsonata import jsonata_type_name
-
+                unexpected = getattr(state.items_expr, "unexpected_type", None)
+                if unexpected is not None:
+                    failure = unexpected("array", items)
+                    failure.location = "Items"
+                    raise failure
                 raise EvaluationError(
                     errors.QUERY_EVALUATION_ERROR,
-                    f"The JSONata expression '{_expr_text(state.items_expr)}' specified for "
-                    "the field 'Items' returned an unexpected result type. Expected 'array', "
-                    f"but was '{jsonata_type_name(items)}' for value: {dataflow.dump(items)}",
-                    location="Items",
+                    f"Map state input must be an array but was: {dataflow.dump(items)}",
                 )
         else:
             items = effective

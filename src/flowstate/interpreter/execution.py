@@ -474,6 +474,9 @@ class Execution:
                     _evaluation_failed_details(failure, cause, frame.state.name),
                     previous=0,
                 )
+                if frame.state.type == "Map" and not self.will_retry(frame, error):
+                    # AWS closes a Map whose own expressions failed with MapStateFailed.
+                    self.emit(frame, "MapStateFailed")
         self.handle_error(frame, error, cause)
 
     def located_cause(self, frame: Frame, cause: str | None) -> str:

@@ -19,6 +19,7 @@ Failures carry AWS's wording (``States.QueryEvaluationError``), without the pref
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -187,7 +188,7 @@ class JSONataExpression:
         """Evaluate with ``input`` as the context item ``$`` and plain bindings (the reference
         suite's calling convention); answers ``UNDEFINED`` instead of raising for it."""
         text = json.dumps(input) if has_input else None
-        return self._run(text, dict(bindings), None, None, self.field)
+        return self._run(text, dict(bindings), None, None, self.field, raw=True)
 
     def unexpected_type(
         self, expected: str, value: Any, field: str | None = None
@@ -208,24 +209,27 @@ class JSONataExpression:
         states: Mapping[str, Any] | None,
         entropy: Entropy | None,
         field: str,
+        raw: bool = False,
     ) -> Any:
         token = None
         if self._uses_host:
             token = jsonata_functions.CURRENT.set(jsonata_functions.CallContext(states, entropy))
         try:
-            # JSON text out: it is the one jsonatapy output that tells undefined (None) from
-            # null ("null"), and serde's writer is faster than building Python objects in Rust.
+            if not raw:
+                # Python values out: the fastest path. It answers None for undefined, null and
+                # a function alike, so only then ask again for JSON text, which tells them
+                # apart (undefined: None, null: "null", a function: "").
+                # Deviation: here the context item ``$`` is null, not undefined; AWS refuses
+                # top-level references to it at validation, so only an implicit use (``$trim()``
+                # with no argument) can tell.
+                result = self._compiled.evaluate(None, bindings)
+                if result is not None:
+                    if result.__class__ is float and not math.isfinite(result):
+                        return None  # jsonata-js: JSON.stringify(Infinity) is null
+                    return result
             text = self._compiled.evaluate_json_or_none(input_text, bindings)
-            if text == '""':
-                # A function serialises as "" too: ask for Python values, where it is None.
-                if (
-                    self._compiled.evaluate(
-                        None if input_text is None else json.loads(input_text), bindings
-                    )
-                    is None
-                ):
-                    raise self._unsupported(field)
-                return ""
+            if text == '""' and not raw:
+                raise self._unsupported(field)
         except ValueError as err:
             raise self._threw(str(err), field) from None
         except (TypeError, OverflowError) as err:

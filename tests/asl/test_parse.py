@@ -228,7 +228,9 @@ def test_jsonata_fields_are_compiled() -> None:
     assert isinstance(choice, ChoiceState) and choice.choices[0].condition_expr is not None
     each = machine.states["M"]
     assert isinstance(each, MapState)
-    assert each.has_items_literal and each.items_literal == [1, 2]
+    # A literal Items array is a template too (its elements may hold expressions).
+    assert each.items_expr is not None
+    assert each.items_expr.evaluate({"input": {}}, None) == [1, 2]
 
 
 # -- every recorded execution's definition must be accepted --------------------------------

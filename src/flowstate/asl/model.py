@@ -215,9 +215,7 @@ class MapState(State):
     execution_type: str | None = None  # DISTRIBUTED: "STANDARD" | "EXPRESS"
     uses_iterator_field: bool = False  # legacy "Iterator" instead of "ItemProcessor"
     items_path: Evaluable | None = None  # JSONPath ItemsPath (default "$")
-    items_expr: Expression | None = None  # JSONata Items
-    items_literal: Any = None  # JSONata Items given as a JSON array
-    has_items_literal: bool = False
+    items_expr: Expression | None = None  # JSONata Items: an expression or a JSON array
     item_selector: Evaluable | None = None  # JSONPath ItemSelector or legacy Parameters
     item_selector_expr: Expression | None = None  # JSONata ItemSelector
     item_reader: Mapping[str, Any] | None = None

@@ -145,9 +145,7 @@ def _integer_field(
 
 def _items(execution: Execution, frame: Frame, state: MapState, effective: Any) -> list[Any]:
     if state.query_language == JSONATA:
-        if state.has_items_literal:
-            items = state.items_literal
-        elif state.items_expr is not None:
+        if state.items_expr is not None:
             states = dataflow.states_binding(execution, frame, frame.raw_input)
             items = dataflow.evaluate_expression(execution, frame, state.items_expr, states)
             if not isinstance(items, list):

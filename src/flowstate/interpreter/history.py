@@ -72,7 +72,7 @@ def _expand(details: Any) -> dict[str, Any]:
     if type(details) is tuple:
         _, name, value = details
         return {"input": Payload(value), "inputDetails": {"truncated": False}, "name": name}
-    return details  # type: ignore[no-any-return]
+    return details
 
 
 def _render_details(details: Any) -> dict[str, Any]:

@@ -73,8 +73,8 @@ class SQLiteStore(SQLStore):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        self._writer = self._connect()
         try:
+            self._writer = self._connect()
             mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StorageError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
@@ -99,10 +99,10 @@ class SQLiteStore(SQLStore):
             check_same_thread=False,
             cached_statements=256,
         )
-        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
-        connection.execute("PRAGMA foreign_keys = OFF")
         with self._connections_lock:
             self._connections.append(connection)
+        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        connection.execute("PRAGMA foreign_keys = OFF")
         return connection
 
     @contextmanager

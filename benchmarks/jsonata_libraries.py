@@ -85,7 +85,9 @@ def same(expected: Any, actual: Any, unordered: bool = False) -> bool:
             return True
         return all(same(e, a) for e, a in zip(expected, actual))
     if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(same(v, actual[k]) for k, v in expected.items())
+        return expected.keys() == actual.keys() and all(
+            same(v, actual[k]) for k, v in expected.items()
+        )
     return bool(expected == actual) and type(expected) is type(actual)
 
 
@@ -100,10 +102,14 @@ def run_suite(suite: Path, runner: Runner) -> tuple[Counter[str], dict[str, str]
         expected_code = case.get("code") or (case.get("error") or {}).get("code")
         try:
             result = runner(
-                case["expr"], data, case.get("bindings") or {}, case.get("timelimit"), case.get("depth")
+                case["expr"],
+                data,
+                case.get("bindings") or {},
+                case.get("timelimit"),
+                case.get("depth"),
             )
         except CaseError as err:
-            if expected_code is not None and (err.code == expected_code or err.code is None):
+            if expected_code is not None and err.code == expected_code:
                 counts["pass"] += 1
             else:
                 counts["fail"] += 1
@@ -119,7 +125,11 @@ def run_suite(suite: Path, runner: Runner) -> tuple[Counter[str], dict[str, str]
             continue
         if expected_code is None and (
             (case.get("undefinedResult") and result is UNDEFINED)
-            or ("result" in case and result is not UNDEFINED and same(case["result"], result, bool(case.get("unordered"))))
+            or (
+                "result" in case
+                and result is not UNDEFINED
+                and same(case["result"], result, bool(case.get("unordered")))
+            )
         ):
             counts["pass"] += 1
         else:
@@ -144,7 +154,9 @@ def jsonata_python_runner() -> Runner:
     import jsonata
     from jsonata import jexception, utils
 
-    def run(expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None) -> Any:
+    def run(
+        expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None
+    ) -> Any:
         try:
             compiled = jsonata.Jsonata(expr, timeout=timelimit, stack=depth)
             compiled.set_output_convert_nulls(False)
@@ -161,7 +173,9 @@ def jsonata_python_runner() -> Runner:
 def jsonatapy_runner() -> Runner:
     import jsonatapy
 
-    def run(expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None) -> Any:
+    def run(
+        expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None
+    ) -> Any:
         try:
             compiled = jsonatapy.compile(expr, timeout=timelimit, max_stack_depth=depth)
             text = compiled.evaluate_json_or_none(
@@ -180,13 +194,20 @@ def flowstate_runner() -> Runner:
     from flowstate.asl import jsonata as adapter
     from flowstate.asl.errors import EvaluationError, InvalidExpression
 
-    def run(expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None) -> Any:
+    def run(
+        expr: str, data: Any, bindings: dict[str, Any], timelimit: int | None, depth: int | None
+    ) -> Any:
         try:
-            compiled = adapter.compile_raw(expr, timeout_ms=timelimit or adapter.TIMEOUT_MS, max_depth=depth)
-            result = compiled.evaluate_raw(None if data is UNDEFINED else data, bindings, has_input=data is not UNDEFINED)
+            compiled = adapter.compile_raw(
+                expr, timeout_ms=timelimit or adapter.TIMEOUT_MS, max_depth=depth
+            )
+            result = compiled.evaluate_raw(
+                None if data is UNDEFINED else data, bindings, has_input=data is not UNDEFINED
+            )
+        except adapter.InvalidJSONataExpression as err:
+            raise CaseError(err.jsonata_code, err.message) from err
         except InvalidExpression as err:
-            match = _CODE.search(err.message)
-            raise CaseError(match.group(1) if match else None, err.message) from err
+            raise CaseError(None, err.message) from err
         except EvaluationError as err:
             match = _CODE.search(err.cause or "")
             raise CaseError(match.group(1) if match else None, err.cause or "") from err

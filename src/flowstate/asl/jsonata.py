@@ -32,6 +32,7 @@ from flowstate.asl.scope import Entropy
 
 __all__ = [
     "UNDEFINED",
+    "InvalidJSONataExpression",
     "JSONataExpression",
     "JSONataTemplate",
     "compile_expression",
@@ -46,6 +47,15 @@ __all__ = [
 TIMEOUT_MS = 10_000
 
 INVALID_JSONATA_EXPRESSION = "INVALID_JSONATA_EXPRESSION"
+
+
+class InvalidJSONataExpression(InvalidExpression):
+    """A ``{% %}`` that does not parse. ``message`` is AWS's (the parser's text without its
+    code); ``jsonata_code`` keeps the code (``S0202``...) for tools and tests."""
+
+    def __init__(self, message: str, jsonata_code: str | None) -> None:
+        super().__init__(message, code=INVALID_JSONATA_EXPRESSION)
+        self.jsonata_code = jsonata_code
 
 
 class _Undefined:
@@ -120,6 +130,8 @@ def _split_error(text: str) -> tuple[str | None, str]:
     text = _HOST_PREFIX.sub("", text)
     match = _CODE.search(text)
     if match is None:
+        if "Unclosed comment" in text:  # jsonatapy gives this one no code
+            return "S0106", "Comment has no closing tag"
         return None, text
     code, message = match.group(1), match.group(2)
     if code in _JS_MESSAGES:
@@ -265,9 +277,9 @@ def compile_raw(
     try:
         compiled = jsonatapy.compile(body, timeout=timeout_ms, max_stack_depth=max_depth)
     except ValueError as err:
-        _, message = _split_error(str(err))
+        code, message = _split_error(str(err))
         # AWS reports the parser's message without its code (INVALID_JSONATA_EXPRESSION).
-        raise InvalidExpression(message, code=INVALID_JSONATA_EXPRESSION) from None
+        raise InvalidJSONataExpression(message, code) from None
     uses_host = jsonata_functions.install(compiled, body)
     return JSONataExpression(body, body, field, compiled, uses_host)
 

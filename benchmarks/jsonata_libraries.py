@@ -227,6 +227,80 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# --- the conformance corpus (recorded against AWS) ------------------------------------------
+
+CONFORMANCE = SHARED / "conformance" / "cases"
+
+
+def conformance(cases_dir: Path) -> None:
+    """JSONata cases of the AWS-recorded corpus: every ``{% %}`` compiled by each library, and
+    the one-state ``Pass`` machines (Output only) evaluated through the adapter and compared
+    with AWS's recorded output or cause."""
+    import jsonata
+    import jsonatapy
+
+    from flowstate.asl import jsonata as adapter
+    from flowstate.asl.errors import EvaluationError
+
+    expressions: list[str] = []
+    single: list[dict[str, Any]] = []
+    count = 0
+    for path in sorted(cases_dir.glob("*/*.json")):
+        case = json.loads(path.read_text())
+        if "jsonata" not in [t.lower() for t in case.get("features", [])]:
+            continue
+        count += 1
+        expressions += re.findall(r"\{%.*?%\}", json.dumps(case.get("definition")))
+        definition = case.get("definition") or {}
+        states = definition.get("States", {})
+        if (
+            len(states) == 1
+            and case["kind"] == "execution"
+            and all(
+                s.get("Type") == "Pass" and set(s) <= {"Type", "Output", "End", "QueryLanguage"}
+                for s in states.values()
+            )
+        ):
+            single.append(case)
+    bodies = [json.loads(f'"{e}"')[2:-2].strip() for e in expressions]
+    print(f"\nConformance corpus: {count} JSONata cases, {len(bodies)} expressions")
+    for name, compile_one in (
+        ("jsonata-python", jsonata.Jsonata),
+        ("jsonatapy", jsonatapy.compile),
+    ):
+        ok = 0
+        for body in bodies:
+            try:
+                compile_one(body)
+                ok += 1
+            except Exception:
+                pass
+        print(f"  {name:18} compiles {ok} of {len(bodies)}")
+    passed = 0
+    for case in single:
+        state = next(iter(case["definition"]["States"].values()))
+        expected = case["expected"]
+        try:
+            template = adapter.compile_template(
+                state.get("Output", "{% $states.input %}"), field="Output"
+            )
+            out: Any = ("SUCCEEDED", template.evaluate({"input": case["input"]}, None))
+        except EvaluationError as err:
+            out = ("FAILED", err.error, err.cause)
+        if expected["status"] == "SUCCEEDED":
+            good = out[0] == "SUCCEEDED" and same(expected.get("output"), out[1])
+        else:
+            good = (
+                out[0] == "FAILED"
+                and out[1] == expected.get("error")
+                and str(expected.get("cause", "")).endswith(out[2])
+            )
+        passed += good
+        if not good:
+            print(f"    differs: {case['case_id']}: {out!r:.200}")
+    print(f"  flowstate adapter  one-state Pass cases: {passed} of {len(single)} match AWS")
+
+
 # --- speed ------------------------------------------------------------------------------------
 
 
@@ -329,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.failures:
                 for case_id, why in sorted(failures.items()):
                     print(f"      {case_id}: {why}")
+
+    if CONFORMANCE.is_dir() and not args.skip_suite:
+        conformance(CONFORMANCE)
 
     if not args.skip_speed:
         budget = 0.2 if args.quick else 1.0

@@ -219,6 +219,29 @@ def check_size(value: Any, state_name: str) -> None:
         )
 
 
+MAX_VARIABLE_BYTES = 256 * 1024  # AWS: one variable, and all variables of one Assign
+
+
+def check_assigned_size(assigned: Mapping[str, Any]) -> None:
+    """AWS's quotas on variables: 256 KiB per variable and per Assign field."""
+    total = 0
+    for name, value in assigned.items():
+        size = len(dump(value).encode())
+        if size > MAX_VARIABLE_BYTES:
+            raise EvaluationError(
+                errors.DATA_LIMIT_EXCEEDED,
+                f"The size of the variable '{name}' ({size} bytes) exceeds the maximum of "
+                f"{MAX_VARIABLE_BYTES} bytes.",
+            )
+        total += size
+    if total > MAX_VARIABLE_BYTES:
+        raise EvaluationError(
+            errors.DATA_LIMIT_EXCEEDED,
+            f"The combined size of the variables assigned by the state ({total} bytes) exceeds "
+            f"the maximum of {MAX_VARIABLE_BYTES} bytes.",
+        )
+
+
 # id(state) -> (state, too large?): the state is kept so that its id cannot be reused.
 _CONSTANT_TOO_LARGE: dict[int, tuple[Any, bool]] = {}
 

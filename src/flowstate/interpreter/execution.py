@@ -325,6 +325,11 @@ class Execution:
         state = frame.state
         details: dict[str, Any] = {}
         if assigned is not None:
+            try:
+                dataflow.check_assigned_size(assigned)
+            except StatesError as failure:
+                self.state_failed(frame, failure)
+                return
             frame.variables.update(assigned)
             details["assignedVariables"] = {key: Payload(v) for key, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}

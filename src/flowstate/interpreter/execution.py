@@ -28,7 +28,7 @@ from flowstate.asl.model import (
 from flowstate.interpreter import dataflow, fanout, tasks, waits
 from flowstate.interpreter.entropy import SeededEntropy
 from flowstate.interpreter.frames import Frame, Phase
-from flowstate.interpreter.history import HistoryEvent, Payload, entered_details
+from flowstate.interpreter.history import HistoryEvent, Payload, entered_details, error_details
 from flowstate.interpreter.messages import (
     CancelTask,
     CancelTimer,
@@ -570,24 +570,21 @@ class Execution:
         self._finish()
 
     def _fail_execution(self, error: str | None, cause: str | None) -> None:
-        details: dict[str, Any] = {}
-        if cause is not None:
-            details["cause"] = cause
-        if error is not None:
-            details["error"] = error
-        self.emit(self.root, "ExecutionFailed", "executionFailedEventDetails", details)
+        self.emit(
+            self.root, "ExecutionFailed", "executionFailedEventDetails", error_details(error, cause)
+        )
         self.status = "FAILED"
         self.error = error
         self.cause = cause
         self._finish()
 
     def _abort(self, error: str | None, cause: str | None) -> None:
-        details: dict[str, Any] = {}
-        if cause is not None:
-            details["cause"] = cause
-        if error is not None:
-            details["error"] = error
-        self.emit(self.root, "ExecutionAborted", "executionAbortedEventDetails", details)
+        self.emit(
+            self.root,
+            "ExecutionAborted",
+            "executionAbortedEventDetails",
+            error_details(error, cause),
+        )
         self.status = "ABORTED"
         self.error = error
         self.cause = cause

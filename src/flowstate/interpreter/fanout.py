@@ -10,6 +10,7 @@ from flowstate.asl.errors import EvaluationError, StatesError
 from flowstate.asl.model import JSONATA, MapState, ParallelState
 from flowstate.interpreter import dataflow
 from flowstate.interpreter.frames import Frame, Phase
+from flowstate.interpreter.history import error_details
 
 if TYPE_CHECKING:
     from flowstate.interpreter.execution import Execution
@@ -380,7 +381,7 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
             frame,
             "MapRunFailed",
             "mapRunFailedEventDetails",
-            _error_details(error, cause),
+            error_details(error, cause),
         )
         if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
@@ -392,15 +393,6 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
         execution.emit(frame, "MapStateFailed", previous=child.last_event_id)
     execution.handle_error(frame, error, cause)
     execution.make_ready(frame)
-
-
-def _error_details(error: str | None, cause: str | None) -> dict[str, Any]:
-    details: dict[str, Any] = {}
-    if cause is not None:
-        details["cause"] = cause
-    if error is not None:
-        details["error"] = error
-    return details
 
 
 # --- shared --------------------------------------------------------------------------------

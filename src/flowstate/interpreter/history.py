@@ -11,7 +11,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-__all__ = ["HistoryEvent", "Payload", "dump_json", "entered_details", "render_events"]
+__all__ = [
+    "HistoryEvent",
+    "Payload",
+    "dump_json",
+    "entered_details",
+    "error_details",
+    "render_events",
+]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -61,6 +68,16 @@ class HistoryEvent:
         if self.details_key is not None and self.details is not None:
             out[self.details_key] = _render_details(self.details)
         return out
+
+
+def error_details(error: str | None, cause: str | None) -> dict[str, Any]:
+    """``{"cause", "error"}`` with absent values left out, as AWS records failures."""
+    details: dict[str, Any] = {}
+    if cause is not None:
+        details["cause"] = cause
+    if error is not None:
+        details["error"] = error
+    return details
 
 
 def entered_details(name: str, input_value: Any) -> tuple[str, str, Any]:

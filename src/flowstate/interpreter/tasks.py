@@ -18,7 +18,7 @@ from flowstate.asl.errors import EvaluationError
 from flowstate.asl.model import JSONATA, TaskState
 from flowstate.interpreter import dataflow
 from flowstate.interpreter.frames import Frame, Phase
-from flowstate.interpreter.history import Payload
+from flowstate.interpreter.history import Payload, error_details
 from flowstate.interpreter.messages import ScheduleTask
 
 if TYPE_CHECKING:
@@ -219,6 +219,25 @@ def on_heartbeat(execution: Execution, frame: Frame) -> None:
         )
 
 
+# History event names per resource family: (type prefix, details key prefix).
+_FAMILY_EVENTS = {
+    "lambda": ("LambdaFunction", "lambdaFunction"),
+    "activity": ("Activity", "activity"),
+    "service": ("Task", "task"),
+}
+
+
+def _record_outcome(
+    execution: Execution, frame: Frame, outcome: str, details: dict[str, Any]
+) -> None:
+    """``<Family>Succeeded|Failed|TimedOut``; service integrations also name the resource."""
+    kind = _kind(execution, frame)
+    type_prefix, key_prefix = _FAMILY_EVENTS[kind.family]
+    if kind.family == "service":
+        details = {"resource": kind.resource, "resourceType": kind.resource_type, **details}
+    execution.emit(frame, type_prefix + outcome, f"{key_prefix}{outcome}EventDetails", details)
+
+
 def on_succeeded(execution: Execution, frame: Frame, result: Any) -> None:
     kind = _kind(execution, frame)
     state = frame.state
@@ -229,15 +248,7 @@ def on_succeeded(execution: Execution, frame: Frame, result: Any) -> None:
     except errors.StatesError as failure:
         on_failed(execution, frame, failure.error, failure.cause)
         return
-    if kind.family == "lambda":
-        execution.emit(
-            frame, "LambdaFunctionSucceeded", "lambdaFunctionSucceededEventDetails", details
-        )
-    elif kind.family == "activity":
-        execution.emit(frame, "ActivitySucceeded", "activitySucceededEventDetails", details)
-    else:
-        details = {"resource": kind.resource, "resourceType": kind.resource_type, **details}
-        execution.emit(frame, "TaskSucceeded", "taskSucceededEventDetails", details)
+    _record_outcome(execution, frame, "Succeeded", details)
     frame.task_id = None
     frame.phase = Phase.RUN
     try:
@@ -269,19 +280,7 @@ def finish(execution: Execution, frame: Frame, state: Any, result: Any) -> None:
 
 
 def on_failed(execution: Execution, frame: Frame, error: str | None, cause: str | None) -> None:
-    kind = _kind(execution, frame)
-    details: dict[str, Any] = {}
-    if cause is not None:
-        details["cause"] = cause
-    if error is not None:
-        details["error"] = error
-    if kind.family == "lambda":
-        execution.emit(frame, "LambdaFunctionFailed", "lambdaFunctionFailedEventDetails", details)
-    elif kind.family == "activity":
-        execution.emit(frame, "ActivityFailed", "activityFailedEventDetails", details)
-    else:
-        details.update({"resource": kind.resource, "resourceType": kind.resource_type})
-        execution.emit(frame, "TaskFailed", "taskFailedEventDetails", details)
+    _record_outcome(execution, frame, "Failed", error_details(error, cause))
     frame.task_id = None
     frame.phase = Phase.RUN
     execution.handle_error(frame, error, cause)
@@ -299,17 +298,7 @@ def on_task_timer(execution: Execution, frame: Frame, timer_id: str) -> None:
 
     execution.command(CancelTask(task_id))
     error = errors.HEARTBEAT_TIMEOUT if ":heartbeat:" in timer_id else errors.TIMEOUT
-    kind = _kind(execution, frame)
-    details: dict[str, Any] = {"error": error}
-    if kind.family == "lambda":
-        execution.emit(
-            frame, "LambdaFunctionTimedOut", "lambdaFunctionTimedOutEventDetails", details
-        )
-    elif kind.family == "activity":
-        execution.emit(frame, "ActivityTimedOut", "activityTimedOutEventDetails", details)
-    else:
-        details.update({"resource": kind.resource, "resourceType": kind.resource_type})
-        execution.emit(frame, "TaskTimedOut", "taskTimedOutEventDetails", details)
+    _record_outcome(execution, frame, "TimedOut", {"error": error})
     frame.task_id = None
     frame.phase = Phase.RUN
     execution.handle_error(frame, error, None)

@@ -264,28 +264,34 @@ class _BatchRows:
                             e.generation,
                         )
                     )
-            rows.events.extend(
-                (arn, ev.id, ev.previous_event_id, ev.type, micros(ev.timestamp), ev.details)
-                for ev in delta.events
-            )
-            rows.timers_removed.extend((arn, timer_id) for timer_id in delta.timers_removed)
-            rows.timers_added.extend(
-                (arn, t.timer_id, micros(t.fire_at)) for t in delta.timers_added
-            )
-            rows.tasks_removed.extend((arn, task_id) for task_id in delta.tasks_removed)
-            rows.tasks_added.extend(
-                (
-                    arn,
-                    t.task_id,
-                    t.resource,
-                    t.input,
-                    t.idempotency_key,
-                    t.state,
-                    t.task_token,
-                    micros(t.created_at),
+            # Most deltas carry events and a timer, few carry tasks: skip empty generators.
+            if delta.events:
+                rows.events.extend(
+                    (arn, ev.id, ev.previous_event_id, ev.type, micros(ev.timestamp), ev.details)
+                    for ev in delta.events
                 )
-                for t in delta.tasks_added
-            )
+            if delta.timers_removed:
+                rows.timers_removed.extend((arn, timer_id) for timer_id in delta.timers_removed)
+            if delta.timers_added:
+                rows.timers_added.extend(
+                    (arn, t.timer_id, micros(t.fire_at)) for t in delta.timers_added
+                )
+            if delta.tasks_removed:
+                rows.tasks_removed.extend((arn, task_id) for task_id in delta.tasks_removed)
+            if delta.tasks_added:
+                rows.tasks_added.extend(
+                    (
+                        arn,
+                        t.task_id,
+                        t.resource,
+                        t.input,
+                        t.idempotency_key,
+                        t.state,
+                        t.task_token,
+                        micros(t.created_at),
+                    )
+                    for t in delta.tasks_added
+                )
         return rows
 
 

@@ -75,6 +75,10 @@ class SQLiteStore(SQLStore):
         self._closed = False
         try:
             self._writer = self._connect()
+            # The writer touches index pages of every table per commit: give it room, and
+            # checkpoint the WAL less often (each checkpoint is an fsync, even with NORMAL).
+            self._writer.execute("PRAGMA cache_size = -32768")
+            self._writer.execute("PRAGMA wal_autocheckpoint = 8192")
             mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StorageError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")

@@ -364,3 +364,11 @@ def test_a_timed_out_execution_stops_its_pending_timers(t0: datetime) -> None:
     assert execution.stop_time == t0 + timedelta(seconds=5)
     # The one-hour wait never fired: the clock stopped at the timeout.
     assert clock.now() == t0 + timedelta(seconds=5)
+
+
+def test_input_nested_beyond_the_parser_is_refused_as_invalid_input() -> None:
+    from flowstate.runtime.local import InvalidExecutionInput
+
+    definition = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}'
+    with pytest.raises(InvalidExecutionInput, match="nested too deeply"):
+        run_definition(definition, "[" * 5000 + "]" * 5000)

@@ -38,9 +38,11 @@ def _read_input(value: str | None) -> str:
             text = Path(value[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise click.UsageError(f"cannot read input {value[1:]!r}: {exc.strerror}") from None
+    from flowstate.runtime.local import InvalidExecutionInput, parse_execution_input
+
     try:
-        json.loads(text)
-    except ValueError as exc:
+        parse_execution_input(text)
+    except InvalidExecutionInput as exc:
         raise click.UsageError(f"--input is not valid JSON: {exc}") from None
     return text
 

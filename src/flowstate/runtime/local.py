@@ -39,7 +39,13 @@ from flowstate.interpreter.messages import (
 )
 from flowstate.runtime.clock import Clock, make_clock
 
-__all__ = ["ExecutionResult", "LocalRuntime", "run_definition"]
+__all__ = [
+    "ExecutionResult",
+    "InvalidExecutionInput",
+    "LocalRuntime",
+    "parse_execution_input",
+    "run_definition",
+]
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -313,6 +319,22 @@ def result_of(execution: Execution) -> ExecutionResult:
     )
 
 
+class InvalidExecutionInput(ValueError):
+    """The execution input is not a JSON text (AWS ``InvalidExecutionInput``)."""
+
+
+def parse_execution_input(text: str) -> Any:
+    """The input of StartExecution: JSON text, refused as AWS refuses it otherwise."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidExecutionInput(
+            "Invalid execution input: the JSON is nested too deeply"
+        ) from None
+    except ValueError as exc:
+        raise InvalidExecutionInput(f"Invalid execution input: {exc}") from None
+
+
 def run_definition(
     definition: str | Mapping[str, Any],
     input_json: str = "{}",
@@ -335,7 +357,7 @@ def run_definition(
     runtime = LocalRuntime(clock=clock, functions=functions, account_id=account_id, region=region)
     execution = runtime.start(
         machine,
-        json.loads(input_json),
+        parse_execution_input(input_json),
         state_machine_name=state_machine_name,
         execution_name=execution_name,
         state_machine_type=state_machine_type,

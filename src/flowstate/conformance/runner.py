@@ -38,7 +38,9 @@ __all__ = [
     "run_conformance",
 ]
 
-LAMBDA_SKIP_REASON = "needs Lambda (local functions arrive with the task issue)"
+LAMBDA_SKIP_REASON = (
+    "needs Lambda handlers for the corpus behaviours (lambdas.json); the task issue adds them"
+)
 
 
 class ExecutionResultLike(Protocol):

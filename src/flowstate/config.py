@@ -1,0 +1,1 @@
+"""Settings: flags > environment > flowstate.toml > defaults (being written)."""

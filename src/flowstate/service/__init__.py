@@ -1,0 +1,1 @@
+"""The application facade every front end (HTTP API, CLI, console) calls."""

@@ -20,6 +20,7 @@ from flowstate.storage.errors import (
     StateMachineAlreadyExists,
     StateMachineDoesNotExist,
 )
+from flowstate.storage.memory_catalog import MemoryCatalog
 from flowstate.storage.records import (
     DEFAULT_MAX_RESULTS,
     EventRecord,
@@ -42,7 +43,7 @@ _Undo = list[Callable[[], object]]
 V = TypeVar("V")
 
 
-class MemoryStore:
+class MemoryStore(MemoryCatalog):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._machines: dict[str, StateMachineRecord] = {}

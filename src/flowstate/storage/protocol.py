@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from flowstate.storage.catalog import CatalogStore
 from flowstate.storage.records import (
     DEFAULT_MAX_RESULTS,
     EventRecord,
@@ -26,7 +27,7 @@ from flowstate.storage.records import (
 __all__ = ["Store"]
 
 
-class Store(Protocol):
+class Store(CatalogStore, Protocol):
     # --- state machines -------------------------------------------------------------------
 
     def create_state_machine(self, machine: StateMachineRecord) -> None:

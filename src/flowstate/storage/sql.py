@@ -38,6 +38,7 @@ from flowstate.storage.records import (
     TimerRecord,
     check_batch,
 )
+from flowstate.storage.sql_catalog import SQLCatalog
 from flowstate.storage.timestamps import from_micros, micros
 from flowstate.storage.tokens import decode_token, encode_token
 
@@ -295,7 +296,7 @@ class _BatchRows:
         return rows
 
 
-class SQLStore:
+class SQLStore(SQLCatalog):
     """``Store`` over a DB-API connection. Subclasses provide the connections."""
 
     def __init__(self, dialect: Dialect) -> None:

@@ -1,0 +1,1 @@
+"""The Step Functions HTTP API (AWS JSON 1.0) over the service facade."""

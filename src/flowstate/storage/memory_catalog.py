@@ -1,0 +1,9 @@
+"""``CatalogStore`` in memory, mixed into ``MemoryStore``."""
+
+from __future__ import annotations
+
+__all__ = ["MemoryCatalog"]
+
+
+class MemoryCatalog:
+    pass

@@ -232,9 +232,20 @@ class MemoryStore(MemoryCatalog):
         status: str | None = None,
         max_results: int = DEFAULT_MAX_RESULTS,
         next_token: str | None = None,
+        *,
+        version_arn: str | None = None,
+        alias_arn: str | None = None,
+        redriven: bool | None = None,
     ) -> Page[ExecutionSummary]:
         limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
-        query: list[object] = ["executions", state_machine_arn, status]
+        query: list[object] = [
+            "executions",
+            state_machine_arn,
+            status,
+            version_arn,
+            alias_arn,
+            redriven,
+        ]
         after = tuple(decode_token(next_token, query)) if next_token else None
         with self._lock:
             rows = [
@@ -242,6 +253,9 @@ class MemoryStore(MemoryCatalog):
                 for row in self._executions.values()
                 if row.state_machine_arn == state_machine_arn
                 and (status is None or row.status == status)
+                and (version_arn is None or row.version_arn == version_arn)
+                and (alias_arn is None or row.alias_arn == alias_arn)
+                and (redriven is None or (row.redrive_count > 0) == redriven)
             ]
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
         if after is not None:
@@ -356,4 +370,7 @@ def _summary(row: ExecutionRecord) -> ExecutionSummary:
         row.stop_at,
         row.redrive_count,
         row.redrive_at,
+        row.version_arn,
+        row.alias_arn,
+        row.map_run_arn,
     )

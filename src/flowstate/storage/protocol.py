@@ -76,8 +76,13 @@ class Store(CatalogStore, Protocol):
         status: str | None = None,
         max_results: int = DEFAULT_MAX_RESULTS,
         next_token: str | None = None,
+        *,
+        version_arn: str | None = None,
+        alias_arn: str | None = None,
+        redriven: bool | None = None,
     ) -> Page[ExecutionSummary]:
-        """Most recent start first, as ListExecutions."""
+        """Most recent start first, as ListExecutions; ``version_arn``/``alias_arn`` keep the
+        executions started through that version/alias, ``redriven`` those (not) redriven."""
         ...
 
     def get_history(

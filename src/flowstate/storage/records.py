@@ -80,6 +80,12 @@ class ExecutionRecord:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     generation: int = 0
+    # Set at start and never changed: how the execution was started (a version or an alias
+    # of the machine), the map run it belongs to, and describe-only fields (JSON object text).
+    version_arn: str | None = None
+    alias_arn: str | None = None
+    map_run_arn: str | None = None
+    attributes: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,9 @@ class ExecutionSummary:
     stop_at: datetime | None
     redrive_count: int
     redrive_at: datetime | None
+    version_arn: str | None = None
+    alias_arn: str | None = None
+    map_run_arn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,8 +105,30 @@ _V1 = (
     "CREATE UNIQUE INDEX tasks_by_token ON tasks (task_token) WHERE task_token IS NOT NULL",
 )
 
+# Executions started through a version or an alias (ListExecutions filters on them), the map
+# run a child execution belongs to, and describe-only fields (JSON object text).
+_V2 = (
+    "ALTER TABLE executions ADD COLUMN version_arn TEXT",
+    "ALTER TABLE executions ADD COLUMN alias_arn TEXT",
+    "ALTER TABLE executions ADD COLUMN map_run_arn TEXT",
+    "ALTER TABLE executions ADD COLUMN attributes TEXT",
+    """CREATE INDEX executions_by_version ON executions (version_arn, start_at, arn)
+        WHERE version_arn IS NOT NULL""",
+    """CREATE INDEX executions_by_alias ON executions (alias_arn, start_at, arn)
+        WHERE alias_arn IS NOT NULL""",
+    # Map runs of an execution (ListMapRuns) and by their own ARN (Describe/UpdateMapRun).
+    """CREATE TABLE map_runs (
+        execution_arn TEXT NOT NULL,
+        arn TEXT NOT NULL,
+        start_at BIGINT NOT NULL,
+        PRIMARY KEY (execution_arn, arn)
+    ) {clustered}""",
+    "CREATE UNIQUE INDEX map_runs_by_arn ON map_runs (arn)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "state machines, revisions, executions, history, timers, tasks", _V1),
+    Migration(2, "executions by version and alias; map runs", _V2),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

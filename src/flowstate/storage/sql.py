@@ -102,10 +102,11 @@ _MACHINE_COLUMNS = (
 _EXECUTION_COLUMNS = (
     "arn, state_machine_arn, name, type, status, input, revision_id, seed, output, error, "
     "cause, start_at, stop_at, snapshot, redrive_count, redrive_at, lease_owner, "
-    "lease_expires_at, generation"
+    "lease_expires_at, generation, version_arn, alias_arn, map_run_arn, attributes"
 )
 _SUMMARY_COLUMNS = (
-    "arn, state_machine_arn, name, status, start_at, stop_at, redrive_count, redrive_at"
+    "arn, state_machine_arn, name, status, start_at, stop_at, redrive_count, redrive_at, "
+    "version_arn, alias_arn, map_run_arn"
 )
 
 
@@ -171,6 +172,10 @@ def _execution_row(e: ExecutionRecord) -> tuple[Any, ...]:
         e.lease_owner,
         _opt_micros(e.lease_expires_at),
         e.generation,
+        e.version_arn,
+        e.alias_arn,
+        e.map_run_arn,
+        e.attributes,
     )
 
 
@@ -195,6 +200,10 @@ def _execution(row: Sequence[Any]) -> ExecutionRecord:
         lease_owner=row[16],
         lease_expires_at=_opt_time(row[17]),
         generation=row[18],
+        version_arn=row[19],
+        alias_arn=row[20],
+        map_run_arn=row[21],
+        attributes=row[22] or "{}",
     )
 
 
@@ -208,6 +217,9 @@ def _summary(row: Sequence[Any]) -> ExecutionSummary:
         stop_at=_opt_time(row[5]),
         redrive_count=row[6],
         redrive_at=_opt_time(row[7]),
+        version_arn=row[8],
+        alias_arn=row[9],
+        map_run_arn=row[10],
     )
 
 
@@ -316,7 +328,7 @@ class SQLStore(SQLCatalog):
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (state_machine_arn, revision_id) DO NOTHING"
         )
         self._insert_execution = q(
-            f"INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+            f"INSERT INTO executions ({_EXECUTION_COLUMNS}) VALUES ({', '.join('?' * 23)})"
         )
         self._update_execution = q(
             "UPDATE executions SET status = ?, output = ?, error = ?, cause = ?, stop_at = ?, "
@@ -503,14 +515,33 @@ class SQLStore(SQLCatalog):
         status: str | None = None,
         max_results: int = DEFAULT_MAX_RESULTS,
         next_token: str | None = None,
+        *,
+        version_arn: str | None = None,
+        alias_arn: str | None = None,
+        redriven: bool | None = None,
     ) -> Page[ExecutionSummary]:
         limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
-        query: list[object] = ["executions", state_machine_arn, status]
+        query: list[object] = [
+            "executions",
+            state_machine_arn,
+            status,
+            version_arn,
+            alias_arn,
+            redriven,
+        ]
         where = ["state_machine_arn = ?"]
         params: list[Any] = [state_machine_arn]
         if status is not None:
             where.append("status = ?")
             params.append(status)
+        if version_arn is not None:
+            where.append("version_arn = ?")
+            params.append(version_arn)
+        if alias_arn is not None:
+            where.append("alias_arn = ?")
+            params.append(alias_arn)
+        if redriven is not None:
+            where.append("redrive_count > 0" if redriven else "redrive_count = 0")
         if next_token:
             start_at, arn = decode_token(next_token, query)
             where.append("(start_at, arn) < (?, ?)")

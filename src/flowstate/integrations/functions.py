@@ -7,15 +7,28 @@ registered under ``<name>`` — whatever the account and region — as ``handler
 
 from __future__ import annotations
 
+import inspect
 import json
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flowstate.asl.errors import StatesError
 
-__all__ = ["FunctionRegistry", "LambdaContext", "invoke_function", "lambda_function_name"]
+__all__ = [
+    "FunctionRegistry",
+    "LambdaCall",
+    "LambdaContext",
+    "invoke_async_function",
+    "invoke_function",
+    "invoke_response",
+    "is_lambda_resource",
+    "lambda_function_name",
+    "prepare_lambda_call",
+]
 
 Handler = Callable[[Any, Any], Any]
 
@@ -78,6 +91,20 @@ def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
+def _marshal(result: Any, request_id: str) -> Any:
+    try:
+        # A non-JSON result fails as Lambda fails to serialise it.
+        return json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        payload = {
+            "errorMessage": f"Unable to marshal response: {exc}",
+            "errorType": "Runtime.MarshalError",
+            "requestId": request_id,
+            "stackTrace": [],
+        }
+        raise StatesError("Runtime.MarshalError", json.dumps(payload)) from None
+
+
 def invoke_function(
     handler: Handler,
     name: str,
@@ -95,14 +122,137 @@ def invoke_function(
     except Exception as exc:
         payload = _error_payload(exc, request_id)
         raise StatesError(type(exc).__name__, json.dumps(payload)) from None
+    return _marshal(result, request_id)
+
+
+async def invoke_async_function(
+    handler: Handler,
+    name: str,
+    event: Any,
+    *,
+    idempotency_key: str,
+    region: str,
+    account: str,
+) -> Any:
+    """``invoke_function`` for an ``async def`` handler, awaited on the caller's loop."""
+    request_id = str(uuid.uuid4())
+    context = LambdaContext(name, request_id, idempotency_key, region, account)
     try:
-        # A non-JSON result fails as Lambda fails to serialise it.
-        return json.loads(json.dumps(result))
-    except (TypeError, ValueError) as exc:
-        payload = {
-            "errorMessage": f"Unable to marshal response: {exc}",
-            "errorType": "Runtime.MarshalError",
-            "requestId": request_id,
-            "stackTrace": [],
-        }
-        raise StatesError("Runtime.MarshalError", json.dumps(payload)) from None
+        result = await handler(event, context)
+    except Exception as exc:
+        payload = _error_payload(exc, request_id)
+        raise StatesError(type(exc).__name__, json.dumps(payload)) from None
+    return _marshal(result, request_id)
+
+
+def is_lambda_resource(resource: str) -> bool:
+    return resource.startswith(("arn:aws:lambda:", "arn:aws:states:::lambda:invoke"))
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaCall:
+    """A resolved Lambda task: which handler, with what event, shaped how."""
+
+    handler: Handler
+    name: str
+    event: Any
+    invoke_api: bool  # arn:aws:states:::lambda:invoke: the result is wrapped as AWS wraps it
+    idempotency_key: str
+    region: str
+    account: str
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    def run(self) -> Any:
+        result = invoke_function(
+            self.handler,
+            self.name,
+            self.event,
+            idempotency_key=self.idempotency_key,
+            region=self.region,
+            account=self.account,
+        )
+        return invoke_response(result) if self.invoke_api else result
+
+    async def run_async(self) -> Any:
+        result = await invoke_async_function(
+            self.handler,
+            self.name,
+            self.event,
+            idempotency_key=self.idempotency_key,
+            region=self.region,
+            account=self.account,
+        )
+        return invoke_response(result) if self.invoke_api else result
+
+
+def prepare_lambda_call(
+    resource: str,
+    parameters: Any,
+    *,
+    idempotency_key: str,
+    functions: FunctionRegistry,
+    region: str,
+    account: str,
+) -> LambdaCall:
+    """Resolve a Lambda Task to its local handler; Lambda's ResourceNotFoundException if no
+    function of that name is registered."""
+    invoke_api = resource.startswith("arn:aws:states:::lambda:invoke")
+    if invoke_api:
+        reference = parameters.get("FunctionName", "") if isinstance(parameters, dict) else ""
+        event = parameters.get("Payload") if isinstance(parameters, dict) else None
+    else:
+        reference = resource
+        event = parameters
+    name = lambda_function_name(str(reference))
+    handler = functions.get(name)
+    if handler is None:
+        arn = (
+            str(reference)
+            if str(reference).startswith("arn:")
+            else f"arn:aws:lambda:{region}:{account}:function:{name}"
+        )
+        if arn.count(":") == 6:
+            arn += ":$LATEST"
+        raise StatesError(
+            "Lambda.ResourceNotFoundException",
+            f"Function not found: {arn} (Service: AWSLambda; Status Code: 404; Error "
+            f"Code: ResourceNotFoundException; Request ID: {uuid.uuid4()}; Proxy: null)",
+        )
+    return LambdaCall(handler, name, event, invoke_api, idempotency_key, region, account)
+
+
+def invoke_response(payload: Any) -> dict[str, Any]:
+    """The ``lambda:invoke`` integration's result, shaped as AWS returns it."""
+    request_id = str(uuid.uuid4())
+    length = str(len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)))
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    return {
+        "ExecutedVersion": "$LATEST",
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {
+                "X-Amz-Executed-Version": ["$LATEST"],
+                "x-amzn-Remapped-Content-Length": ["0"],
+                "Connection": ["keep-alive"],
+                "x-amzn-RequestId": [request_id],
+                "Content-Length": [length],
+                "Date": [date],
+                "Content-Type": ["application/json"],
+            },
+            "HttpHeaders": {
+                "Connection": "keep-alive",
+                "Content-Length": length,
+                "Content-Type": "application/json",
+                "Date": date,
+                "X-Amz-Executed-Version": "$LATEST",
+                "x-amzn-Remapped-Content-Length": "0",
+                "x-amzn-RequestId": request_id,
+            },
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200,
+    }

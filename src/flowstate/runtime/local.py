@@ -22,7 +22,11 @@ from flowstate.asl import errors
 from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
-from flowstate.integrations.functions import FunctionRegistry, invoke_function, lambda_function_name
+from flowstate.integrations.functions import (
+    FunctionRegistry,
+    is_lambda_resource,
+    prepare_lambda_call,
+)
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.history import dump_json, render_events
 from flowstate.interpreter.messages import (
@@ -219,92 +223,26 @@ class LocalRuntime:
         task_id = command.task_id
         resource = command.resource
         try:
-            if resource.startswith("arn:aws:lambda:") or resource.startswith(
-                "arn:aws:states:::lambda:invoke"
-            ):
-                events.append((execution, TaskStarted(task_id)))
-                result = self._invoke_lambda(command)
-            else:
+            if not is_lambda_resource(resource):
                 raise StatesError(
                     errors.RUNTIME,
                     f"flowstate does not host the resource '{resource}' "
                     "(service integrations arrive with the task issue)",
                 )
+            events.append((execution, TaskStarted(task_id)))
+            call = prepare_lambda_call(
+                resource,
+                command.parameters,
+                idempotency_key=command.idempotency_key,
+                functions=self.functions,
+                region=self.region,
+                account=self.account_id,
+            )
+            result = asyncio.run(call.run_async()) if call.is_async else call.run()
         except StatesError as failure:
             events.append((execution, TaskFailed(task_id, failure.error, failure.cause)))
             return
         events.append((execution, TaskSucceeded(task_id, result)))
-
-    def _invoke_lambda(self, command: ScheduleTask) -> Any:
-        resource = command.resource
-        invoke_api = resource.startswith("arn:aws:states:::lambda:invoke")
-        params = command.parameters
-        if invoke_api:
-            reference = params.get("FunctionName", "") if isinstance(params, dict) else ""
-            event = params.get("Payload") if isinstance(params, dict) else None
-        else:
-            reference = resource
-            event = params
-        name = lambda_function_name(str(reference))
-        handler = self.functions.get(name)
-        if handler is None:
-            arn = (
-                str(reference)
-                if str(reference).startswith("arn:")
-                else f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
-            )
-            if arn.count(":") == 6:
-                arn += ":$LATEST"
-            raise StatesError(
-                "Lambda.ResourceNotFoundException",
-                f"Function not found: {arn} (Service: AWSLambda; Status Code: 404; Error "
-                f"Code: ResourceNotFoundException; Request ID: {uuid.uuid4()}; Proxy: null)",
-            )
-        result = invoke_function(
-            handler,
-            name,
-            event,
-            idempotency_key=command.idempotency_key,
-            region=self.region,
-            account=self.account_id,
-        )
-        if asyncio.iscoroutine(result):  # pragma: no cover - async handlers: task issue
-            result = asyncio.run(result)
-        if invoke_api:
-            return _invoke_response(result)
-        return result
-
-
-def _invoke_response(payload: Any) -> dict[str, Any]:
-    request_id = str(uuid.uuid4())
-    length = str(len(dump_json(payload)))
-    return {
-        "ExecutedVersion": "$LATEST",
-        "Payload": payload,
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": ["$LATEST"],
-                "x-amzn-Remapped-Content-Length": ["0"],
-                "Connection": ["keep-alive"],
-                "x-amzn-RequestId": [request_id],
-                "Content-Length": [length],
-                "Date": [time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())],
-                "Content-Type": ["application/json"],
-            },
-            "HttpHeaders": {
-                "Connection": "keep-alive",
-                "Content-Length": length,
-                "Content-Type": "application/json",
-                "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
-                "X-Amz-Executed-Version": "$LATEST",
-                "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": request_id,
-            },
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-        "StatusCode": 200,
-    }
 
 
 def result_of(execution: Execution) -> ExecutionResult:

@@ -440,6 +440,40 @@ def test_pending_tasks_and_tokens(store: Store) -> None:
     assert store.pending_tasks(execution("b").arn) == []
 
 
+def test_all_tasks_pages_through_every_execution_in_key_order(store: Store) -> None:
+    a, b = execution("a"), execution("b")
+    store.commit(
+        [
+            start(a, tasks_added=[task(a, "t2"), task(a, "t1")]),
+            start(b, tasks_added=[task(b, "t0")]),
+        ]
+    )
+    first = store.all_tasks(limit=2)
+    assert [(t.execution_arn, t.task_id) for t in first] == [(a.arn, "t1"), (a.arn, "t2")]
+    rest = store.all_tasks(after=(first[-1].execution_arn, first[-1].task_id), limit=2)
+    assert [(t.execution_arn, t.task_id) for t in rest] == [(b.arn, "t0")]
+    assert store.all_tasks(after=(b.arn, "t0")) == []
+
+
+def test_list_executions_by_version_alias_and_redrive(store: Store) -> None:
+    v = replace(execution("v"), version_arn=MACHINE_ARN + ":1")
+    al = replace(execution("al", start=5), alias_arn=MACHINE_ARN + ":prod", redrive_count=1)
+    plain = execution("plain", start=9)
+    store.commit([start(v), start(al), start(plain)])
+
+    def names(**kw: object) -> list[str]:
+        return [e.name for e in store.list_executions(MACHINE_ARN, **kw).items]  # type: ignore[arg-type]
+
+    assert names(version_arn=MACHINE_ARN + ":1") == ["v"]
+    assert names(alias_arn=MACHINE_ARN + ":prod") == ["al"]
+    assert names(redriven=True) == ["al"]
+    assert names(redriven=False) == ["plain", "v"]
+    got = store.get_execution(v.arn)
+    assert got is not None and got.version_arn == MACHINE_ARN + ":1" and got.alias_arn is None
+    summary = store.list_executions(MACHINE_ARN, alias_arn=MACHINE_ARN + ":prod").items[0]
+    assert summary.alias_arn == MACHINE_ARN + ":prod" and summary.redrive_count == 1
+
+
 # --- retention -----------------------------------------------------------------------------
 
 

@@ -330,6 +330,16 @@ class MemoryStore(MemoryCatalog):
             where = self._tokens.get(task_token)
             return None if where is None else self._tasks[where[0]][where[1]]
 
+    def all_tasks(
+        self, after: tuple[str, str] | None = None, limit: int = 1000
+    ) -> list[TaskRecord]:
+        with self._lock:
+            tasks = [t for by_id in self._tasks.values() for t in by_id.values()]
+        tasks.sort(key=lambda t: (t.execution_arn, t.task_id))
+        if after is not None:
+            tasks = [t for t in tasks if (t.execution_arn, t.task_id) > after]
+        return tasks[:limit]
+
     # --- retention and lifecycle ----------------------------------------------------------
 
     def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:

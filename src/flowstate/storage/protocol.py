@@ -118,6 +118,13 @@ class Store(CatalogStore, Protocol):
 
     def task_by_token(self, task_token: str) -> TaskRecord | None: ...
 
+    def all_tasks(
+        self, after: tuple[str, str] | None = None, limit: int = 1000
+    ) -> list[TaskRecord]:
+        """Every pending task of every execution, ordered by (execution ARN, task id), those
+        after ``after``: recovery re-runs them in bounded pages."""
+        ...
+
     # --- retention and lifecycle ----------------------------------------------------------
 
     def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:

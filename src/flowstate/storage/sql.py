@@ -617,6 +617,17 @@ class SQLStore(SQLCatalog):
         )
         return None if row is None else _task(row)
 
+    def all_tasks(
+        self, after: tuple[str, str] | None = None, limit: int = 1000
+    ) -> list[TaskRecord]:
+        arn, task_id = after if after is not None else ("", "")
+        rows = self._read_all(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE execution_arn > ? "
+            "OR (execution_arn = ? AND task_id > ?) ORDER BY execution_arn, task_id LIMIT ?",
+            (arn, arn, task_id, limit),
+        )
+        return [_task(row) for row in rows]
+
     # --- retention ------------------------------------------------------------------------
 
     def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:

@@ -43,9 +43,15 @@ from flowstate.interpreter.messages import (
     TimerFired,
 )
 
-__all__ = ["Execution", "ExecutionInfo"]
+__all__ = ["EXECUTION_TIMEOUT_TIMER", "MAX_HISTORY_EVENTS", "Execution", "ExecutionInfo"]
 
 EXECUTION_TIMEOUT_TIMER = "execution-timeout"
+
+# AWS: an execution's history holds at most 25,000 events; reaching the quota fails it.
+MAX_HISTORY_EVENTS = 25_000
+# Room kept under the quota for the events of the state in progress and the closing event:
+# the check runs between states, and one state records at most a few events before the next.
+_HISTORY_HEADROOM = 8
 
 _ENTERED = {
     "Pass": "PassStateEntered",
@@ -147,6 +153,7 @@ class Execution:
         self._commands: list[Command] = []
         self._now: datetime = info.start_time
         self._next_child = 0
+        self.max_events = MAX_HISTORY_EVENTS
 
     # --- driving ---------------------------------------------------------------------
 
@@ -273,6 +280,9 @@ class Execution:
         while self.status == "RUNNING":
             phase = frame.phase
             if phase == Phase.ENTER:
+                if self.event_count >= self.max_events - _HISTORY_HEADROOM:
+                    self._history_full()
+                    return
                 self._enter(frame)
             elif phase != Phase.RUN:
                 return
@@ -577,6 +587,12 @@ class Execution:
         self.error = error
         self.cause = cause
         self._finish()
+
+    def _history_full(self) -> None:
+        self._fail_execution(
+            errors.RUNTIME,
+            f"The execution reached the maximum number of history events ({self.max_events}).",
+        )
 
     def _abort(self, error: str | None, cause: str | None) -> None:
         self.emit(

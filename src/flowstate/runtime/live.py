@@ -1,0 +1,214 @@
+"""An execution held in memory by the durable loop, and how it turns into store rows.
+
+``Live`` wraps the interpreter's ``Execution`` with what the runtime needs to persist it: the
+row it was stored as, which history events are already written, which timers and tasks it has
+in the store. ``delta`` folds one tick's steps into the one ``ExecutionDelta`` the group
+commit lands.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from flowstate.asl.model import StateMachine
+from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER, Execution, ExecutionInfo
+from flowstate.interpreter.history import HistoryEvent, dump_json
+from flowstate.interpreter.messages import ScheduleTask
+from flowstate.interpreter.snapshot import dump_execution, load_execution
+from flowstate.storage import EventRecord, ExecutionDelta, ExecutionRecord, TaskRecord, TimerRecord
+
+__all__ = ["Live", "event_record", "task_from_record", "task_record"]
+
+
+@dataclass(eq=False)
+class Live:
+    execution: Execution
+    record: ExecutionRecord  # as last committed (or about to be inserted)
+    durable: bool  # Standard: every tick commits; Express: only its start and its end
+    is_new: bool = True
+    timers: set[str] = field(default_factory=set)  # timer ids with a row in the store
+    tasks: dict[str, ScheduleTask] = field(default_factory=dict)  # with a row, not done
+    inflight: int = 0  # task invocations running now (never evicted meanwhile)
+
+    @property
+    def arn(self) -> str:
+        return self.record.arn
+
+    @property
+    def status(self) -> str:
+        return self.execution.status
+
+
+def new_live(
+    machine: StateMachine,
+    record: ExecutionRecord,
+    *,
+    state_machine_name: str,
+    role_arn: str,
+    input_value: Any,
+    durable: bool,
+    synchronous: bool = False,
+    record_history: bool = True,
+    max_events: int = 25_000,
+) -> Live:
+    info = ExecutionInfo(
+        arn=record.arn,
+        name=record.name,
+        state_machine_arn=record.state_machine_arn,
+        state_machine_name=state_machine_name,
+        role_arn=role_arn,
+        start_time=record.start_at,
+        type=record.type,
+        redrive_count=record.redrive_count,
+        synchronous=synchronous,
+    )
+    execution = Execution(
+        machine, info, input_value, seed=record.seed, record_history=record_history
+    )
+    execution.max_events = max_events
+    return Live(execution, record, durable)
+
+
+def restore_live(
+    machine: StateMachine, record: ExecutionRecord, tasks: list[TaskRecord], max_events: int
+) -> Live:
+    """The execution as its last commit left it."""
+    assert record.snapshot is not None
+    data = json.loads(record.snapshot)
+    execution = load_execution(machine, data)
+    execution.max_events = max_events
+    live = Live(execution, record, durable=True, is_new=False)
+    live.timers = set(data["timers"])
+    if machine.timeout_seconds is not None:
+        live.timers.add(EXECUTION_TIMEOUT_TIMER)
+    live.tasks = {t.task_id: task_from_record(t) for t in tasks}
+    return live
+
+
+def event_record(event: HistoryEvent) -> EventRecord:
+    details = None
+    if event.details_key is not None and event.details is not None:
+        rendered = event.render()
+        details = dump_json({event.details_key: rendered[event.details_key]})
+    return EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
+
+
+def task_record(arn: str, command: ScheduleTask, now: datetime) -> TaskRecord:
+    body = {
+        "parameters": command.parameters,
+        "state_name": command.state_name,
+        "timeout_seconds": command.timeout_seconds,
+        "heartbeat_seconds": command.heartbeat_seconds,
+        "context": command.context,
+    }
+    return TaskRecord(
+        execution_arn=arn,
+        task_id=command.task_id,
+        resource=command.resource,
+        input=dump_json(body),
+        idempotency_key=command.idempotency_key,
+        created_at=now,
+        state="STARTED",
+        task_token=command.task_token,
+    )
+
+
+def task_from_record(record: TaskRecord) -> ScheduleTask:
+    body = json.loads(record.input)
+    return ScheduleTask(
+        task_id=record.task_id,
+        resource=record.resource,
+        parameters=body["parameters"],
+        state_name=body["state_name"],
+        timeout_seconds=body["timeout_seconds"],
+        heartbeat_seconds=body["heartbeat_seconds"],
+        task_token=record.task_token,
+        idempotency_key=record.idempotency_key,
+        context=body["context"],
+    )
+
+
+@dataclass(slots=True)
+class TickChanges:
+    """What one tick did to one execution, beyond its frame tree and history."""
+
+    timers_added: dict[str, datetime] = field(default_factory=dict)
+    timers_removed: set[str] = field(default_factory=set)
+    tasks_added: dict[str, ScheduleTask] = field(default_factory=dict)
+    tasks_removed: set[str] = field(default_factory=set)
+
+
+def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDelta | None:
+    """The one delta of ``live`` for this tick, or None when nothing needs writing."""
+    execution = live.execution
+    stopped = execution.status != "RUNNING"
+    if not live.durable:
+        # Express: the start (input only) and the end are written; nothing in between.
+        if live.is_new:
+            return ExecutionDelta(live.arn, live.record, is_new=True)
+        if not stopped:
+            return None
+        record = _final_record(live, snapshot=None)
+        return ExecutionDelta(live.arn, record)
+    events = [event_record(e) for e in execution.events]
+    execution.events.clear()
+    timers_removed = set(changes.timers_removed)
+    tasks_removed = set(changes.tasks_removed)
+    if stopped:
+        # A stopped execution keeps no timers (the execution timeout's included) nor tasks.
+        timers_removed |= live.timers | set(changes.timers_added)
+        tasks_removed |= set(live.tasks) | set(changes.tasks_added)
+        timers_added: list[TimerRecord] = []
+        tasks_added: list[TaskRecord] = []
+    else:
+        timers_added = [
+            TimerRecord(live.arn, timer_id, fire_at)
+            for timer_id, fire_at in changes.timers_added.items()
+        ]
+        tasks_added = [
+            task_record(live.arn, command, now)
+            for task_id, command in changes.tasks_added.items()
+            if task_id not in changes.tasks_removed
+        ]
+        tasks_removed -= set(changes.tasks_added)  # born and done in the same tick
+    snapshot = dump_json(dump_execution(execution)).encode()
+    record = _final_record(live, snapshot) if stopped else replace(live.record, snapshot=snapshot)
+    return ExecutionDelta(
+        live.arn,
+        record,
+        is_new=live.is_new,
+        events=events,
+        timers_added=timers_added,
+        timers_removed=sorted(timers_removed - {t.timer_id for t in timers_added}),
+        tasks_added=tasks_added,
+        tasks_removed=sorted(tasks_removed),
+    )
+
+
+def _final_record(live: Live, snapshot: bytes | None) -> ExecutionRecord:
+    execution = live.execution
+    output = dump_json(execution.output) if execution.status == "SUCCEEDED" else None
+    return replace(
+        live.record,
+        status=execution.status,
+        output=output,
+        error=execution.error,
+        cause=execution.cause,
+        stop_at=execution.stop_time,
+        snapshot=snapshot,
+    )
+
+
+def after_commit(live: Live, changes: TickChanges) -> None:
+    """Bring ``live``'s view of its rows up to date once the delta has landed."""
+    live.is_new = False
+    live.timers -= changes.timers_removed
+    live.timers |= set(changes.timers_added)
+    for task_id in changes.tasks_removed:
+        live.tasks.pop(task_id, None)
+    for task_id, command in changes.tasks_added.items():
+        if task_id not in changes.tasks_removed:
+            live.tasks[task_id] = command

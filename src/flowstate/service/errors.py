@@ -44,3 +44,8 @@ ACTIVITY_DOES_NOT_EXIST = "ActivityDoesNotExist"
 TASK_DOES_NOT_EXIST = "TaskDoesNotExist"
 TASK_TIMED_OUT = "TaskTimedOut"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
+
+# The HTTP front end's own refusals (AWS JSON 1.0 protocol errors, before the service is asked).
+SERIALIZATION = "SerializationException"
+UNKNOWN_OPERATION = "UnknownOperationException"
+INTERNAL_FAILURE = "InternalFailure"

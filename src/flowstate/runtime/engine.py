@@ -274,7 +274,8 @@ class Engine:
             record_history=self.settings.express_history,
             max_events=self.settings.max_history_events,
         )
-        live.is_new = False  # nothing is ever written for it
+        live.is_new = False
+        live.written = False  # at-most-once: nothing is ever stored for it
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._stop_waiters[live.arn] = [done]
@@ -388,6 +389,7 @@ class Engine:
         for arn, ids in orphans.items():
             for timer_id in ids:
                 self._firing.discard((arn, timer_id))
+        self._evict()
         if timers_changed or orphans:
             self._timer_wake.set()
 
@@ -486,17 +488,23 @@ class Engine:
                 if not future.done():
                     future.set_result(None)
             return
-        if live.durable and live.inflight == 0 and arn not in self._work:
-            self._live.move_to_end(arn)
-            while len(self._live) > self.settings.cache_size:
-                oldest = next(iter(self._live))
-                parked = self._live[oldest]
-                if parked.inflight or oldest in self._work or not parked.durable:
-                    self._live.move_to_end(oldest)
-                    if oldest == arn:
-                        break
-                    continue
-                del self._live[oldest]
+        if arn in self._live:
+            self._live.move_to_end(arn)  # most recently used
+
+    def _evict(self) -> None:
+        """Keep at most ``cache_size`` waiting Standard executions in memory; the others are
+        reloaded from their snapshot when something happens to them."""
+        excess = len(self._live) - self.settings.cache_size
+        if excess <= 0:
+            return
+        victims = []
+        for arn, live in self._live.items():  # least recently used first
+            if live.durable and live.inflight == 0 and arn not in self._work:
+                victims.append(arn)
+                if len(victims) >= excess:
+                    break
+        for arn in victims:
+            del self._live[arn]
 
     def _commit_failed(
         self,

@@ -32,6 +32,7 @@ class Live:
     timers: set[str] = field(default_factory=set)  # timer ids with a row in the store
     tasks: dict[str, ScheduleTask] = field(default_factory=dict)  # with a row, not done
     inflight: int = 0  # task invocations running now (never evicted meanwhile)
+    written: bool = True  # False for a synchronous Express execution: never stored
 
     @property
     def arn(self) -> str:
@@ -145,6 +146,8 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
     """The one delta of ``live`` for this tick, or None when nothing needs writing."""
     execution = live.execution
     stopped = execution.status != "RUNNING"
+    if not live.written:
+        return None
     if not live.durable:
         # Express: the start (input only) and the end are written; nothing in between.
         if live.is_new:

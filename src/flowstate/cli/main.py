@@ -179,3 +179,12 @@ def conformance(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _register_serve() -> None:
+    from flowstate.cli.serve import serve
+
+    main.add_command(serve)
+
+
+_register_serve()

@@ -1,0 +1,117 @@
+"""``flowstate serve``: the Step Functions HTTP API over the durable engine."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowstate.config import ConfigError, Settings, load_settings
+
+__all__ = ["serve"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default: 8083].")
+@click.option(
+    "--db",
+    default=None,
+    help="PATH.db | sqlite:///PATH[?synchronous=FULL] | memory: "
+    "[default: ./.flowstate/flowstate.db].",
+)
+@click.option(
+    "--functions",
+    multiple=True,
+    help="Python file or dotted module whose functions serve Lambda tasks (repeatable).",
+)
+@click.option(
+    "--deploy",
+    multiple=True,
+    help="Definition file or directory to create/update at start; name from the file name.",
+)
+@click.option("--clock", type=click.Choice(["real", "virtual"]), default=None)
+@click.option("--account-id", default=None)
+@click.option("--region", default=None)
+@click.option("--retention-days", type=int, default=None)
+@click.option("--config", "config_path", default=None, help="A flowstate.toml to read.")
+@click.option("--log-level", default=None)
+def serve(config_path: str | None, **flags: Any) -> None:
+    """Serve the Step Functions API (boto3, the AWS CLI and SDKs work unchanged)."""
+    try:
+        settings = load_settings(flags, config_path=config_path)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    run_server(settings)
+
+
+def build_service(settings: Settings) -> Any:
+    from flowstate.cli.functions import load_functions
+    from flowstate.integrations.functions import FunctionRegistry
+    from flowstate.runtime.clock import make_clock
+    from flowstate.service.facade import Service, ServiceSettings
+    from flowstate.storage import parse_db
+
+    try:
+        location = parse_db(settings.db)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        functions = FunctionRegistry(load_functions(settings.functions))
+    except (ImportError, OSError, SyntaxError) as exc:
+        raise click.UsageError(f"cannot load --functions: {exc}") from None
+    try:
+        store = location.open()
+    except NotImplementedError as error:
+        raise click.UsageError(str(error)) from None
+    return Service(
+        store,
+        clock=make_clock(settings.clock),
+        functions=functions,
+        settings=ServiceSettings(
+            account_id=settings.account_id,
+            region=settings.region,
+            retention_days=settings.retention_days,
+            max_history_events=settings.max_history_events,
+            express_timeout_seconds=settings.express_timeout_seconds,
+            redrive_window_days=settings.redrive_window_days,
+            group_commit_max=settings.group_commit_max,
+            task_threads=settings.task_threads,
+        ),
+        deploy=[Path(p) for p in settings.deploy],
+    )
+
+
+def run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from flowstate.api import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.host not in _LOOPBACK:
+        click.echo(
+            f"warning: binding to {settings.host}: the API is unauthenticated — anyone who can "
+            "reach this port can create and run state machines",
+            err=True,
+        )
+    service = build_service(settings)
+    app = create_app(service, max_payload_bytes=settings.max_payload_bytes)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(1)

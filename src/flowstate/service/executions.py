@@ -1,0 +1,406 @@
+"""The execution side of the API: start (async and sync), stop, describe, list, history.
+
+Every method takes the request dict (AWS member names, already checked against botocore's
+model) and returns the response dict AWS returns; refusals raise ``ServiceError``. Starting
+or stopping answers only after the engine has committed the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flowstate.asl.errors import DefinitionError
+from flowstate.interpreter.history import dump_json
+from flowstate.runtime.engine import DuplicateStart, Engine, EngineClosed, StartRequest
+from flowstate.runtime.local import InvalidExecutionInput, parse_execution_input
+from flowstate.service.arns import Partition, check_name
+from flowstate.service.catalog import Catalog, ExecutionTarget
+from flowstate.service.errors import (
+    EXECUTION_ALREADY_EXISTS,
+    EXECUTION_DOES_NOT_EXIST,
+    INVALID_ARN,
+    INVALID_DEFINITION,
+    INVALID_EXECUTION_INPUT,
+    INVALID_TOKEN,
+    SERVICE_UNAVAILABLE,
+    STATE_MACHINE_TYPE_NOT_SUPPORTED,
+    ServiceError,
+)
+from flowstate.service.resources import check_arn_prefix, state_machine_ref
+from flowstate.storage import ExecutionRecord, InvalidToken
+
+__all__ = ["Executions", "parse_execution_arn"]
+
+_EXECUTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:states:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"(?P<kind>execution|express):(?P<machine>[^:]+):(?P<name>[^:]+)(?::(?P<run>[^:]+))?$"
+)
+_TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def parse_execution_arn(arn: str) -> tuple[str, str]:
+    """(state machine name, execution name); InvalidArn for anything else."""
+    check_arn_prefix(arn)
+    match = _EXECUTION_ARN.match(arn)
+    if match is None or (match["kind"] == "express") != (match["run"] is not None):
+        raise ServiceError(
+            INVALID_ARN, f"Invalid Arn: 'Resource type not valid in this context: {arn}'"
+        )
+    return match["machine"], match["name"]
+
+
+def _unavailable(error: EngineClosed) -> ServiceError:
+    return ServiceError(SERVICE_UNAVAILABLE, str(error), 503)
+
+
+class Executions:
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        partition: Partition,
+        *,
+        redrive_window_days: int = 14,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.catalog = catalog
+        self.partition = partition
+        self.redrive_window = timedelta(days=redrive_window_days)
+
+    # --- starting ------------------------------------------------------------------------
+
+    def _prepare(self, request: Mapping[str, Any], target: ExecutionTarget) -> StartRequest:
+        machine = target.state_machine
+        name = request.get("name")
+        if name is None:
+            name = str(uuid.uuid4())
+        check_name(name)
+        text = request.get("input")
+        if text is None:
+            text = "{}"
+        try:
+            value = parse_execution_input(text)
+        except InvalidExecutionInput as error:
+            raise ServiceError(INVALID_EXECUTION_INPUT, str(error)) from None
+        if machine.type == "EXPRESS":
+            arn = self.partition.express_execution_arn(machine.name, name, str(uuid.uuid4()))
+        else:
+            arn = self.partition.execution_arn(machine.name, name)
+        attributes: dict[str, Any] = {"roleArn": target.role_arn}
+        if request.get("traceHeader") is not None:
+            attributes["traceHeader"] = request["traceHeader"]
+        return StartRequest(
+            definition=target.definition,
+            state_machine_arn=machine.arn,
+            state_machine_name=machine.name,
+            revision_id=target.revision_id,
+            role_arn=target.role_arn,
+            type=machine.type,
+            name=name,
+            arn=arn,
+            input=text,
+            input_value=value,
+            version_arn=target.version_arn,
+            alias_arn=target.alias_arn,
+            attributes=dump_json(attributes),
+        )
+
+    async def _target(self, arn: str) -> ExecutionTarget:
+        return await self.engine.read(self.catalog.resolve_target, arn)
+
+    async def start_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        target = await self._target(request["stateMachineArn"])
+        start = self._prepare(request, target)
+        existing = await self.engine.read(self.store.get_execution, start.arn)
+        if existing is not None:
+            return self._same_start(existing, start)
+        try:
+            record = await self.engine.start_execution(start)
+        except DuplicateStart as duplicate:
+            if duplicate.record is None:
+                raise ServiceError(
+                    EXECUTION_ALREADY_EXISTS, f"Execution Already Exists: '{start.arn}'"
+                ) from None
+            return self._same_start(duplicate.record, start)
+        except EngineClosed as error:
+            raise _unavailable(error) from None
+        except DefinitionError as error:  # a stored definition this version refuses
+            raise ServiceError(INVALID_DEFINITION, str(error)) from None
+        return {"executionArn": record.arn, "startDate": record.start_at}
+
+    @staticmethod
+    def _same_start(existing: ExecutionRecord, start: StartRequest) -> dict[str, Any]:
+        # AWS: the same name and input as a running execution returns that execution;
+        # a closed one, or different input, is ExecutionAlreadyExists.
+        if existing.status == "RUNNING" and existing.input == start.input:
+            return {"executionArn": existing.arn, "startDate": existing.start_at}
+        raise ServiceError(EXECUTION_ALREADY_EXISTS, f"Execution Already Exists: '{start.arn}'")
+
+    async def start_sync_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        target = await self._target(request["stateMachineArn"])
+        if target.state_machine.type != "EXPRESS":
+            raise ServiceError(
+                STATE_MACHINE_TYPE_NOT_SUPPORTED,
+                "This operation is not supported by this type of state machine: "
+                f"'{target.state_machine.arn}' is STANDARD",
+            )
+        start = self._prepare(request, target)
+        try:
+            live = await self.engine.run_sync(start)
+        except EngineClosed as error:
+            raise _unavailable(error) from None
+        execution = live.execution
+        stop = execution.stop_time or live.record.start_at
+        out: dict[str, Any] = {
+            "executionArn": start.arn,
+            "stateMachineArn": target.state_machine.arn,
+            "name": start.name,
+            "startDate": live.record.start_at,
+            "stopDate": stop,
+            "status": execution.status,
+            "input": start.input,
+            "inputDetails": {"included": True},
+        }
+        if execution.status == "SUCCEEDED":
+            out["output"] = dump_json(execution.output)
+            out["outputDetails"] = {"included": True}
+        else:
+            if execution.error is not None:
+                out["error"] = execution.error
+            if execution.cause is not None:
+                out["cause"] = execution.cause
+        if request.get("traceHeader") is not None:
+            out["traceHeader"] = request["traceHeader"]
+        elapsed = (stop - live.record.start_at).total_seconds() * 1000
+        out["billingDetails"] = {
+            "billedMemoryUsedInMB": 64,
+            # AWS bills Express in 100 ms increments.
+            "billedDurationInMilliseconds": max(100, int(-(-elapsed // 100) * 100)),
+        }
+        return out
+
+    # --- stopping ------------------------------------------------------------------------
+
+    async def _execution(self, arn: str) -> ExecutionRecord:
+        parse_execution_arn(arn)
+        record = await self.engine.read(self.store.get_execution, arn)
+        if record is None:
+            raise ServiceError(EXECUTION_DOES_NOT_EXIST, f"Execution Does Not Exist: '{arn}'")
+        return record
+
+    async def stop_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        arn = request["executionArn"]
+        record = await self._execution(arn)
+        if record.status == "RUNNING":
+            try:
+                await self.engine.stop_execution(arn, request.get("error"), request.get("cause"))
+            except EngineClosed as error:
+                raise _unavailable(error) from None
+            record = await self._execution(arn)
+        return {"stopDate": record.stop_at or self.engine.clock.now()}
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def describe_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        record = await self._execution(request["executionArn"])
+        attributes = json.loads(record.attributes or "{}")
+        out: dict[str, Any] = {
+            "executionArn": record.arn,
+            "stateMachineArn": record.state_machine_arn,
+            "name": record.name,
+            "status": record.status,
+            "startDate": record.start_at,
+        }
+        if record.stop_at is not None:
+            out["stopDate"] = record.stop_at
+        out["input"] = record.input
+        out["inputDetails"] = {"included": True}
+        if record.status == "SUCCEEDED" and record.output is not None:
+            out["output"] = record.output
+            out["outputDetails"] = {"included": True}
+        if "traceHeader" in attributes:
+            out["traceHeader"] = attributes["traceHeader"]
+        if record.map_run_arn is not None:
+            out["mapRunArn"] = record.map_run_arn
+        if record.error is not None:
+            out["error"] = record.error
+        if record.cause is not None:
+            out["cause"] = record.cause
+        if record.version_arn is not None:
+            out["stateMachineVersionArn"] = record.version_arn
+        if record.alias_arn is not None:
+            out["stateMachineAliasArn"] = record.alias_arn
+        out["redriveCount"] = record.redrive_count
+        if record.redrive_at is not None:
+            out["redriveDate"] = record.redrive_at
+        status, reason = self._redrive_status(record)
+        out["redriveStatus"] = status
+        if reason is not None:
+            out["redriveStatusReason"] = reason
+        return out
+
+    def _redrive_status(self, record: ExecutionRecord) -> tuple[str, str | None]:
+        if record.type == "EXPRESS":
+            return "NOT_REDRIVABLE", "Express executions cannot be redriven"
+        if record.status in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
+            return "NOT_REDRIVABLE", f"Execution is {record.status} and cannot be redriven"
+        stopped = record.stop_at or record.start_at
+        if self.engine.clock.now() - stopped > self.redrive_window:
+            return "NOT_REDRIVABLE", "Execution can no longer be redriven (redrive window ended)"
+        return "REDRIVABLE", None
+
+    async def describe_state_machine_for_execution(
+        self, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        record = await self._execution(request["executionArn"])
+        out = await self.engine.read(
+            self.catalog.describe_state_machine_for_revision,
+            record.state_machine_arn,
+            record.revision_id,
+        )
+        if record.map_run_arn is not None:
+            out["mapRunArn"] = record.map_run_arn
+        return out
+
+    async def list_executions(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        arn = request.get("stateMachineArn")
+        map_run = request.get("mapRunArn")
+        if (arn is None) == (map_run is None):
+            raise ServiceError(
+                "ValidationException",
+                "Exactly one of stateMachineArn and mapRunArn must be given",
+            )
+        if map_run is not None:
+            # Distributed Map iterations run inside their parent execution here: a map run
+            # has no child executions to list.
+            return {"executions": []}
+        assert arn is not None
+        ref = state_machine_ref(arn)
+        target = await self.engine.read(
+            self.catalog.describe_state_machine, {"stateMachineArn": arn}
+        )
+        if target.get("type") == "EXPRESS":
+            raise ServiceError(
+                STATE_MACHINE_TYPE_NOT_SUPPORTED,
+                "This operation is not supported by this type of state machine: "
+                f"'{ref.state_machine_arn}' is EXPRESS",
+            )
+        version_arn = arn if ref.version is not None else None
+        alias_arn = arn if ref.alias is not None else None
+        redrive = request.get("redriveFilter")
+        redriven = None if redrive is None else redrive == "REDRIVEN"
+        try:
+            page = await self.engine.read(
+                lambda: self.store.list_executions(
+                    ref.state_machine_arn,
+                    request.get("statusFilter"),
+                    request.get("maxResults") or 100,
+                    request.get("nextToken"),
+                    version_arn=version_arn,
+                    alias_arn=alias_arn,
+                    redriven=redriven,
+                )
+            )
+        except InvalidToken as error:
+            raise ServiceError(INVALID_TOKEN, f"Invalid Token: '{error}'") from None
+        items = []
+        for row in page.items:
+            item: dict[str, Any] = {
+                "executionArn": row.arn,
+                "stateMachineArn": row.state_machine_arn,
+                "name": row.name,
+                "status": row.status,
+                "startDate": row.start_at,
+            }
+            if row.stop_at is not None:
+                item["stopDate"] = row.stop_at
+            if row.map_run_arn is not None:
+                item["mapRunArn"] = row.map_run_arn
+            if row.version_arn is not None:
+                item["stateMachineVersionArn"] = row.version_arn
+            if row.alias_arn is not None:
+                item["stateMachineAliasArn"] = row.alias_arn
+            item["redriveCount"] = row.redrive_count
+            if row.redrive_at is not None:
+                item["redriveDate"] = row.redrive_at
+            items.append(item)
+        out: dict[str, Any] = {"executions": items}
+        if page.next_token:
+            out["nextToken"] = page.next_token
+        return out
+
+    async def get_execution_history(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        record = await self._execution(request["executionArn"])
+        include_data = request.get("includeExecutionData", True)
+        try:
+            page = await self.engine.read(
+                lambda: self.store.get_history(
+                    record.arn,
+                    request.get("maxResults") or 100,
+                    request.get("nextToken"),
+                    bool(request.get("reverseOrder", False)),
+                )
+            )
+        except InvalidToken as error:
+            raise ServiceError(INVALID_TOKEN, f"Invalid Token: '{error}'") from None
+        events = []
+        for event in page.items:
+            item: dict[str, Any] = {
+                "timestamp": event.timestamp,
+                "type": event.type,
+                "id": event.id,
+                "previousEventId": event.previous_event_id,
+            }
+            if event.details is not None:
+                details = json.loads(event.details)
+                if not include_data:
+                    for body in details.values():
+                        _drop_data(body)
+                item.update(details)
+            events.append(item)
+        out: dict[str, Any] = {"events": events}
+        if page.next_token:
+            out["nextToken"] = page.next_token
+        return out
+
+
+def _drop_data(details: Any) -> None:
+    """includeExecutionData=false: payloads are left out, their *Details say so."""
+    if not isinstance(details, dict):
+        return
+    for key in ("input", "output", "parameters", "result"):
+        if key in details:
+            del details[key]
+            details[f"{key}Details"] = {"included": False}
+
+
+class NotYetImplemented:
+    """Operations whose engine support is still being written: they refuse clearly rather
+    than answer something made up."""
+
+    @staticmethod
+    def _refuse(operation: str) -> ServiceError:
+        return ServiceError(
+            "UnsupportedOperation", f"flowstate does not implement {operation} yet", 400
+        )
+
+    async def describe_map_run(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise self._refuse("DescribeMapRun")
+
+    async def list_map_runs(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise self._refuse("ListMapRuns")
+
+    async def update_map_run(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise self._refuse("UpdateMapRun")
+
+    async def redrive_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise self._refuse("RedriveExecution")
+
+    async def test_state(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        raise self._refuse("TestState")

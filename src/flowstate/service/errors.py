@@ -49,3 +49,9 @@ SERVICE_UNAVAILABLE = "ServiceUnavailable"
 SERIALIZATION = "SerializationException"
 UNKNOWN_OPERATION = "UnknownOperationException"
 INTERNAL_FAILURE = "InternalFailure"
+
+# The control plane's refusals (state machines, versions, aliases, activities).
+MISSING_REQUIRED_PARAMETER = "MissingRequiredParameter"
+INVALID_LOGGING_CONFIGURATION = "InvalidLoggingConfiguration"
+INVALID_ENCRYPTION_CONFIGURATION = "InvalidEncryptionConfiguration"
+ACTIVITY_ALREADY_EXISTS = "ActivityAlreadyExists"

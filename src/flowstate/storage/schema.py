@@ -126,9 +126,63 @@ _V2 = (
     "CREATE UNIQUE INDEX map_runs_by_arn ON map_runs (arn)",
 )
 
+# The control plane. Versions are immutable snapshots numbered per machine by a counter that
+# survives their deletion (AWS never reuses a number); an alias's routes are rows so that "which
+# aliases route to version n" is an indexed read; tags belong to a machine or an activity.
+_V3 = (
+    """CREATE TABLE state_machine_versions (
+        state_machine_arn TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        revision_id TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        description TEXT,
+        attributes TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (state_machine_arn, version)
+    ) {clustered}""",
+    """CREATE INDEX state_machine_versions_by_revision
+        ON state_machine_versions (state_machine_arn, revision_id)""",
+    """CREATE TABLE state_machine_version_counters (
+        state_machine_arn TEXT PRIMARY KEY,
+        last_version BIGINT NOT NULL
+    )""",
+    """CREATE TABLE state_machine_aliases (
+        state_machine_arn TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (state_machine_arn, name)
+    ) {clustered}""",
+    """CREATE TABLE state_machine_alias_routes (
+        state_machine_arn TEXT NOT NULL,
+        alias_name TEXT NOT NULL,
+        ordinal INTEGER NOT NULL,
+        version BIGINT NOT NULL,
+        weight INTEGER NOT NULL,
+        PRIMARY KEY (state_machine_arn, alias_name, ordinal)
+    ) {clustered}""",
+    """CREATE INDEX state_machine_alias_routes_by_version
+        ON state_machine_alias_routes (state_machine_arn, version, alias_name)""",
+    """CREATE TABLE tags (
+        resource_arn TEXT NOT NULL,
+        tag_key TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (resource_arn, tag_key)
+    ) {clustered}""",
+    """CREATE TABLE activities (
+        arn TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "state machines, revisions, executions, history, timers, tasks", _V1),
     Migration(2, "executions by version and alias; map runs", _V2),
+    Migration(3, "control plane: versions, aliases, tags, activities", _V3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -167,13 +167,33 @@ def validate(definition: str, machine_type: str) -> None:
 @click.option(
     "--json-report", "json_report", type=click.Path(dir_okay=False), help="Write per-case JSON."
 )
+@click.option(
+    "--endpoint",
+    "endpoint_url",
+    metavar="URL",
+    help="Run the cases through the Step Functions API at URL instead of in process "
+    "(e.g. `flowstate serve --clock virtual`).",
+)
 def conformance(
-    directory: str, filter_regex: str | None, skip_file: str | None, json_report: str | None
+    directory: str,
+    filter_regex: str | None,
+    skip_file: str | None,
+    json_report: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Run a corpus of AWS-recorded cases and score flowstate against it."""
     from flowstate.conformance import run_conformance
 
-    code = run_conformance(directory, filter_regex, skip_file, json_report)
+    if endpoint_url is None:
+        sys.exit(run_conformance(directory, filter_regex, skip_file, json_report))
+    from flowstate.conformance.endpoint import EndpointError, run_endpoint_conformance
+
+    try:
+        code = run_endpoint_conformance(
+            directory, filter_regex, skip_file, json_report, endpoint_url=endpoint_url
+        )
+    except EndpointError as error:
+        raise click.ClickException(str(error)) from None
     sys.exit(code)
 
 

@@ -27,6 +27,7 @@ from flowstate.storage.records import (
     ExecutionDelta,
     ExecutionRecord,
     ExecutionSummary,
+    MapRunRecord,
     Page,
     RevisionRecord,
     StateMachineRecord,
@@ -55,6 +56,7 @@ class MemoryStore(MemoryCatalog):
         self._timer_heap: list[tuple[datetime, str, str]] = []
         self._tasks: dict[str, dict[str, TaskRecord]] = {}
         self._tokens: dict[str, tuple[str, str]] = {}
+        self._map_runs: dict[str, MapRunRecord] = {}  # by map run ARN
 
     # --- state machines -------------------------------------------------------------------
 
@@ -184,6 +186,10 @@ class MemoryStore(MemoryCatalog):
                 self._set_task(tasks, task_id, None, undo)
             for task in delta.tasks_added:
                 self._set_task(tasks, task.task_id, task, undo)
+        for run in delta.map_runs_added:
+            if run.arn not in self._map_runs:
+                self._map_runs[run.arn] = run
+                undo.append(lambda key=run.arn: self._map_runs.pop(key))  # type: ignore[misc]
 
     def _set_timer(self, key: tuple[str, str], fire_at: datetime | None, undo: _Undo) -> None:
         previous = self._timers.get(key)
@@ -286,6 +292,34 @@ class MemoryStore(MemoryCatalog):
             return Page(items, encode_token(query, [items[-1].id]))
         return Page(items)
 
+    def get_map_run(self, arn: str) -> MapRunRecord | None:
+        with self._lock:
+            return self._map_runs.get(arn)
+
+    def list_map_runs(
+        self,
+        execution_arn: str,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+    ) -> Page[MapRunRecord]:
+        limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
+        query: list[object] = ["map_runs", execution_arn]
+        after = tuple(decode_token(next_token, query)) if next_token else None
+        with self._lock:
+            rows = [
+                (micros(run.start_at), run.arn, run)
+                for run in self._map_runs.values()
+                if run.execution_arn == execution_arn
+            ]
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        if after is not None:
+            rows = [r for r in rows if (r[0], r[1]) < after]
+        items = [r[2] for r in rows[:limit]]
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return Page(items, encode_token(query, [last[0], last[1]]))
+        return Page(items)
+
     def running_executions(
         self, after_arn: str | None = None, limit: int = 1000
     ) -> list[ExecutionRecord]:
@@ -357,6 +391,9 @@ class MemoryStore(MemoryCatalog):
                         self._tokens.pop(task.task_token, None)
                 for key in [k for k in self._timers if k[0] == arn]:
                     del self._timers[key]
+            gone = {arn for _, arn in expired}
+            for run_arn in [k for k, run in self._map_runs.items() if run.execution_arn in gone]:
+                del self._map_runs[run_arn]
             return len(expired)
 
     def close(self) -> None:

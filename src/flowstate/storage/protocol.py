@@ -17,6 +17,7 @@ from flowstate.storage.records import (
     ExecutionDelta,
     ExecutionRecord,
     ExecutionSummary,
+    MapRunRecord,
     Page,
     RevisionRecord,
     StateMachineRecord,
@@ -96,6 +97,18 @@ class Store(CatalogStore, Protocol):
         issued for this execution and order."""
         ...
 
+    def get_map_run(self, arn: str) -> MapRunRecord | None: ...
+
+    def list_map_runs(
+        self,
+        execution_arn: str,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+    ) -> Page[MapRunRecord]:
+        """The map runs of one execution, most recent start first. InvalidToken on a token not
+        issued for this execution."""
+        ...
+
     def running_executions(
         self, after_arn: str | None = None, limit: int = 1000
     ) -> list[ExecutionRecord]:
@@ -129,7 +142,7 @@ class Store(CatalogStore, Protocol):
 
     def expire_executions(self, older_than: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` executions that stopped before ``older_than``, with their
-        history, timers and tasks; returns how many. Call until it returns 0."""
+        history, timers, tasks and map runs; returns how many. Call until it returns 0."""
         ...
 
     def close(self) -> None: ...

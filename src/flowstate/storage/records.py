@@ -18,6 +18,7 @@ __all__ = [
     "ExecutionDelta",
     "ExecutionRecord",
     "ExecutionSummary",
+    "MapRunRecord",
     "Page",
     "RevisionRecord",
     "StateMachineRecord",
@@ -139,6 +140,16 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MapRunRecord:
+    """A Distributed Map's run, found by its own ARN (DescribeMapRun, UpdateMapRun) or listed
+    by its execution (ListMapRuns). Its figures live in the execution's snapshot."""
+
+    execution_arn: str
+    arn: str
+    start_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionDelta:
     """Everything one execution's transition writes; ``Store.commit`` lands a list of them in
     one transaction.
@@ -157,6 +168,7 @@ class ExecutionDelta:
     timers_removed: Sequence[str] = ()  # timer ids
     tasks_added: Sequence[TaskRecord] = ()
     tasks_removed: Sequence[str] = ()  # task ids
+    map_runs_added: Sequence[MapRunRecord] = ()  # written once; a repeated row is kept as is
 
     def __post_init__(self) -> None:
         if self.execution is not None and self.execution.arn != self.execution_arn:
@@ -165,6 +177,9 @@ class ExecutionDelta:
             )
         if self.is_new and self.execution is None:
             raise ValueError(f"delta for {self.execution_arn}: is_new needs an execution row")
+        for run in self.map_runs_added:
+            if run.execution_arn != self.execution_arn:
+                raise ValueError(f"delta for {self.execution_arn} carries map run {run.arn}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from flowstate.storage.records import (
     ExecutionDelta,
     ExecutionRecord,
     ExecutionSummary,
+    MapRunRecord,
     Page,
     RevisionRecord,
     StateMachineRecord,
@@ -252,6 +253,7 @@ class _BatchRows:
     timers_added: list[tuple[str, str, int]] = field(default_factory=list)
     tasks_removed: list[tuple[str, str]] = field(default_factory=list)
     tasks_added: list[tuple[Any, ...]] = field(default_factory=list)
+    map_runs_added: list[tuple[str, str, int]] = field(default_factory=list)
 
     @classmethod
     def of(cls, batch: Sequence[ExecutionDelta]) -> _BatchRows:
@@ -305,6 +307,10 @@ class _BatchRows:
                     )
                     for t in delta.tasks_added
                 )
+            if delta.map_runs_added:
+                rows.map_runs_added.extend(
+                    (arn, run.arn, micros(run.start_at)) for run in delta.map_runs_added
+                )
         return rows
 
 
@@ -345,6 +351,11 @@ class SQLStore(SQLCatalog):
             "tasks",
             ("execution_arn", "task_id"),
             ("resource", "input", "idempotency_key", "state", "task_token", "created_at"),
+        )
+        # A map run row is written once, with the MapRunStarted event; a replay keeps it.
+        self._insert_map_run = q(
+            "INSERT INTO map_runs (execution_arn, arn, start_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (execution_arn, arn) DO NOTHING"
         )
 
     # --- connections: provided by the backend ---------------------------------------------
@@ -467,6 +478,8 @@ class SQLStore(SQLCatalog):
             cursor.executemany(self._delete_task, rows.tasks_removed)
         if rows.tasks_added:
             cursor.executemany(self._upsert_task, rows.tasks_added)
+        if rows.map_runs_added:
+            cursor.executemany(self._insert_map_run, rows.map_runs_added)
 
     def _stale(self, connection: Any, updates: list[tuple[Any, ...]]) -> list[str]:
         select = self.dialect.sql("SELECT generation FROM executions WHERE arn = ?")
@@ -581,6 +594,37 @@ class SQLStore(SQLCatalog):
             return Page(items, encode_token(query, [items[-1].id]))
         return Page(items)
 
+    def get_map_run(self, arn: str) -> MapRunRecord | None:
+        row = self._read_one(
+            "SELECT execution_arn, arn, start_at FROM map_runs WHERE arn = ?", (arn,)
+        )
+        return None if row is None else MapRunRecord(row[0], row[1], from_micros(row[2]))
+
+    def list_map_runs(
+        self,
+        execution_arn: str,
+        max_results: int = DEFAULT_MAX_RESULTS,
+        next_token: str | None = None,
+    ) -> Page[MapRunRecord]:
+        limit = max_results if max_results > 0 else DEFAULT_MAX_RESULTS
+        query: list[object] = ["map_runs", execution_arn]
+        where = "execution_arn = ?"
+        params: list[Any] = [execution_arn]
+        if next_token:
+            start_at, arn = decode_token(next_token, query)
+            where += " AND (start_at, arn) < (?, ?)"
+            params += [start_at, arn]
+        rows = self._read_all(
+            f"SELECT execution_arn, arn, start_at FROM map_runs WHERE {where} "
+            "ORDER BY start_at DESC, arn DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = [MapRunRecord(r[0], r[1], from_micros(r[2])) for r in rows[:limit]]
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return Page(items, encode_token(query, [last[2], last[1]]))
+        return Page(items)
+
     def running_executions(
         self, after_arn: str | None = None, limit: int = 1000
     ) -> list[ExecutionRecord]:
@@ -645,7 +689,7 @@ class SQLStore(SQLCatalog):
             ]
             if arns:
                 cursor = connection.cursor()
-                for table in ("history_events", "timers", "tasks"):
+                for table in ("history_events", "timers", "tasks", "map_runs"):
                     cursor.executemany(q(f"DELETE FROM {table} WHERE execution_arn = ?"), arns)
                 cursor.executemany(q("DELETE FROM executions WHERE arn = ?"), arns)
         return len(arns)

@@ -34,6 +34,7 @@ from flowstate.interpreter.messages import (
     CancelTimer,
     Command,
     Event,
+    MapRunUpdated,
     StartTimer,
     StopRequested,
     TaskFailed,
@@ -208,6 +209,8 @@ class Execution:
         elif isinstance(event, StopRequested):
             self._abort(event.error, event.cause)
             return self._take_commands()
+        elif isinstance(event, MapRunUpdated):
+            fanout.update_map_run(self, event)
         self._run()
         return self._take_commands()
 

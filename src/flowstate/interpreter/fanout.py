@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flowstate.asl import errors
@@ -11,11 +12,22 @@ from flowstate.asl.model import JSONATA, MapState, ParallelState
 from flowstate.interpreter import dataflow
 from flowstate.interpreter.frames import Frame, Phase
 from flowstate.interpreter.history import error_details
+from flowstate.interpreter.messages import MapRunUpdated, RecordMapRun
 
 if TYPE_CHECKING:
     from flowstate.interpreter.execution import Execution
 
-__all__ = ["child_failed", "child_succeeded", "run_map", "run_parallel"]
+__all__ = [
+    "FanOut",
+    "child_failed",
+    "child_succeeded",
+    "map_run_figures",
+    "run_map",
+    "run_parallel",
+    "update_map_run",
+]
+
+_THRESHOLD_EXCEEDED = "The specified tolerated failure threshold was exceeded"
 
 
 class FanOut:
@@ -262,6 +274,8 @@ def _launch(execution: Execution, frame: Frame, state: MapState, previous: int) 
         try:
             item_input = _item_input(execution, frame, state, index, item, fan.input)
         except StatesError as failure:
+            fan.failures += 1  # the item that could not start counts as failed
+            _record_map_run(execution, frame, "FAILED")
             _abort_children(execution, frame)
             execution.state_failed(frame, failure)
             execution.make_ready(frame)
@@ -334,6 +348,7 @@ def _map_done(execution: Execution, frame: Frame, previous: int) -> None:
     fan: FanOut = frame.map_state
     if fan.distributed:
         previous = execution.emit(frame, "MapRunSucceeded", previous=previous)
+        _record_map_run(execution, frame, "SUCCEEDED")
     execution.emit(frame, "MapStateSucceeded", previous=previous)
     _finish(execution, frame, fan.results, previous=previous)
 
@@ -374,8 +389,15 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
         else:
             _launch(execution, frame, state, frame.last_event_id)
         return
+    _fail_map(execution, frame, child.error, child.cause, previous=child.last_event_id)
+
+
+def _fail_map(
+    execution: Execution, frame: Frame, error: str | None, cause: str | None, previous: int
+) -> None:
+    """The Map state fails with ``error``: its other iterations stop, its run is FAILED."""
+    fan: FanOut = frame.map_state
     _abort_children(execution, frame)
-    error, cause = child.error, child.cause
     if fan.distributed:
         execution.emit(
             frame,
@@ -383,16 +405,96 @@ def _map_child_failed(execution: Execution, frame: Frame, child: Frame) -> None:
             "mapRunFailedEventDetails",
             error_details(error, cause),
         )
+        _record_map_run(execution, frame, "FAILED")
         if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
-            cause = "The specified tolerated failure threshold was exceeded"
+            cause = _THRESHOLD_EXCEEDED
     frame.phase = Phase.RUN
     if not execution.will_retry(frame, error):
         # AWS records MapStateFailed only when the failure is final (no retry follows).
         # AWS records MapStateFailed without details, after the failing iteration's events.
-        execution.emit(frame, "MapStateFailed", previous=child.last_event_id)
+        execution.emit(frame, "MapStateFailed", previous=previous)
     execution.handle_error(frame, error, cause)
     execution.make_ready(frame)
+
+
+# --- Map runs (Distributed mode) -------------------------------------------------------------
+
+
+def map_run_figures(fan: FanOut, status: str, stopped_at: datetime | None) -> dict[str, Any]:
+    """What DescribeMapRun reports of a run: status, limits, and where its items stand.
+
+    Items still waiting stay ``pending`` once the run has ended and those still running are
+    ``aborted`` (recorded AWS: a failed run keeps pending items, an aborted one too).
+    """
+    total = len(fan.items)
+    in_flight = fan.running
+    return {
+        "status": status,
+        "stopped_at": stopped_at.isoformat() if stopped_at is not None else None,
+        "max_concurrency": fan.max_concurrency,
+        "tolerated_count": fan.tolerated_count,
+        "tolerated_percentage": fan.tolerated_percentage,
+        "total": total,
+        "pending": total - fan.next_index,
+        "running": in_flight if status == "RUNNING" else 0,
+        "succeeded": fan.next_index - in_flight - fan.failures,
+        "failed": fan.failures,
+        "aborted": 0 if status == "RUNNING" else in_flight,
+    }
+
+
+def _record_map_run(execution: Execution, frame: Frame, status: str) -> None:
+    """Hand the runtime the figures of a run that just ended, before its FanOut goes."""
+    fan: FanOut = frame.map_state
+    # Only a run whose MapRunStarted is in the history (not one inside a silent iteration)
+    # has a row to be described by.
+    if not fan.distributed or frame.silent:
+        return
+    figures = map_run_figures(fan, status, execution.now)
+    execution.command(RecordMapRun(fan.map_run_arn, figures))
+
+
+def _running_map_run(root: Frame, map_run_arn: str) -> Frame | None:
+    stack = [root]
+    while stack:
+        frame = stack.pop()
+        fan = frame.map_state
+        if (
+            frame.phase == Phase.CHILDREN
+            and isinstance(fan, FanOut)
+            and fan.map_run_arn == map_run_arn
+        ):
+            return frame
+        stack.extend(child for child in frame.children if child.phase != Phase.DONE)
+    return None
+
+
+def update_map_run(execution: Execution, event: MapRunUpdated) -> None:
+    """UpdateMapRun: new limits take effect at once. A higher MaxConcurrency starts waiting
+    items now; a lower threshold that the failures so far exceed fails the run now."""
+    frame = _running_map_run(execution.root, event.map_run_arn)
+    if frame is None:
+        return  # the run ended before the update arrived: nothing left to change
+    fan: FanOut = frame.map_state
+    if event.max_concurrency is not None:
+        fan.max_concurrency = event.max_concurrency
+    if event.tolerated_failure_count is not None:
+        fan.tolerated_count = event.tolerated_failure_count
+    if event.tolerated_failure_percentage is not None:
+        fan.tolerated_percentage = event.tolerated_failure_percentage
+    if fan.failures and not _tolerated(fan):
+        _fail_map(
+            execution,
+            frame,
+            errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
+            _THRESHOLD_EXCEEDED,
+            previous=frame.last_event_id,
+        )
+        return
+    state = frame.state
+    assert isinstance(state, MapState)
+    _launch(execution, frame, state, frame.last_event_id)
 
 
 # --- shared --------------------------------------------------------------------------------
@@ -403,7 +505,18 @@ def _abort_children(execution: Execution, frame: Frame) -> None:
         if child.phase != Phase.DONE:
             if child.phase not in (Phase.ENTER,) and not child.silent:
                 execution.emit(child, child.state.type + "StateAborted")
+            _abort_map_runs(execution, child)
             execution.cancel_frame(child)
+
+
+def _abort_map_runs(execution: Execution, branch: Frame) -> None:
+    """Distributed Maps running inside a branch that is being stopped: their runs are ABORTED."""
+    stack = [branch]
+    while stack:
+        frame = stack.pop()
+        if frame.phase == Phase.CHILDREN and isinstance(frame.map_state, FanOut):
+            _record_map_run(execution, frame, "ABORTED")
+        stack.extend(child for child in frame.children if child.phase != Phase.DONE)
 
 
 def _finish(execution: Execution, frame: Frame, results: list[Any], previous: int) -> None:

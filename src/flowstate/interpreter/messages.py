@@ -15,6 +15,8 @@ __all__ = [
     "CancelTimer",
     "Command",
     "Event",
+    "MapRunUpdated",
+    "RecordMapRun",
     "ScheduleTask",
     "StartTimer",
     "StopRequested",
@@ -63,7 +65,25 @@ class StopRequested:
     cause: str | None = None
 
 
-Event = TaskStarted | TaskSucceeded | TaskFailed | TaskHeartbeat | TimerFired | StopRequested
+@dataclass(frozen=True, slots=True)
+class MapRunUpdated:
+    """UpdateMapRun: new limits for a running Distributed Map's run; ``None`` keeps one."""
+
+    map_run_arn: str
+    max_concurrency: int | None = None
+    tolerated_failure_percentage: float | None = None
+    tolerated_failure_count: int | None = None
+
+
+Event = (
+    TaskStarted
+    | TaskSucceeded
+    | TaskFailed
+    | TaskHeartbeat
+    | TimerFired
+    | StopRequested
+    | MapRunUpdated
+)
 
 
 # --- commands (decisions the runtime carries out) -----------------------------------------
@@ -102,4 +122,13 @@ class CancelTimer:
     timer_id: str
 
 
-Command = ScheduleTask | StartTimer | CancelTask | CancelTimer
+@dataclass(frozen=True, slots=True)
+class RecordMapRun:
+    """Keep a Distributed Map run's final figures (DescribeMapRun): once the run has ended, its
+    bookkeeping leaves the frame tree. ``figures`` is JSON-compatible."""
+
+    map_run_arn: str
+    figures: dict[str, Any]
+
+
+Command = ScheduleTask | StartTimer | CancelTask | CancelTimer | RecordMapRun

@@ -43,6 +43,8 @@ from flowstate.interpreter.messages import (
     CancelTimer,
     Command,
     Event,
+    MapRunUpdated,
+    RecordMapRun,
     ScheduleTask,
     StartTimer,
     StopRequested,
@@ -288,6 +290,10 @@ class Engine:
         """Abort a running execution; returns once the abort is committed."""
         await self._submit(arn, StopRequested(error, cause))
 
+    async def update_map_run(self, execution_arn: str, event: MapRunUpdated) -> None:
+        """UpdateMapRun on a run of ``execution_arn``; returns once the change is committed."""
+        await self._submit(execution_arn, event)
+
     async def _submit(self, arn: str, event: Event) -> None:
         if self._closing:
             raise EngineClosed("flowstate is shutting down")
@@ -460,6 +466,8 @@ class Engine:
                 changes.tasks_added.pop(command.task_id, None)
                 changes.tasks_removed.add(command.task_id)
                 commands.append(command)
+            elif isinstance(command, RecordMapRun):
+                changes.map_runs[command.map_run_arn] = command.figures
         for item_task_id in [t for t in live.tasks if t not in execution._tasks]:
             changes.tasks_removed.add(item_task_id)
 

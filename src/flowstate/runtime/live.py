@@ -18,9 +18,20 @@ from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER, Execution, 
 from flowstate.interpreter.history import HistoryEvent, dump_json
 from flowstate.interpreter.messages import ScheduleTask
 from flowstate.interpreter.snapshot import dump_execution, load_execution
-from flowstate.storage import EventRecord, ExecutionDelta, ExecutionRecord, TaskRecord, TimerRecord
+from flowstate.storage import (
+    EventRecord,
+    ExecutionDelta,
+    ExecutionRecord,
+    MapRunRecord,
+    TaskRecord,
+    TimerRecord,
+)
 
-__all__ = ["Live", "event_record", "task_from_record", "task_record"]
+__all__ = ["MAP_RUNS", "Live", "event_record", "task_from_record", "task_record"]
+
+# The snapshot's key for the figures of the map runs that have ended (DescribeMapRun): the
+# interpreter hands them over as RecordMapRun commands when a run's bookkeeping goes away.
+MAP_RUNS = "map_runs"
 
 
 @dataclass(eq=False)
@@ -33,6 +44,7 @@ class Live:
     tasks: dict[str, ScheduleTask] = field(default_factory=dict)  # with a row, not done
     inflight: int = 0  # task invocations running now (never evicted meanwhile)
     written: bool = True  # False for a synchronous Express execution: never stored
+    map_runs: dict[str, Any] = field(default_factory=dict)  # ended runs' figures, by ARN
 
     @property
     def arn(self) -> str:
@@ -86,6 +98,7 @@ def restore_live(
     if machine.timeout_seconds is not None:
         live.timers.add(EXECUTION_TIMEOUT_TIMER)
     live.tasks = {t.task_id: task_from_record(t) for t in tasks}
+    live.map_runs = data.get(MAP_RUNS, {})
     return live
 
 
@@ -140,6 +153,7 @@ class TickChanges:
     timers_removed: set[str] = field(default_factory=set)
     tasks_added: dict[str, ScheduleTask] = field(default_factory=dict)
     tasks_removed: set[str] = field(default_factory=set)
+    map_runs: dict[str, Any] = field(default_factory=dict)  # figures of runs that ended
 
 
 def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDelta | None:
@@ -157,6 +171,11 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
         record = _final_record(live, snapshot=None)
         return ExecutionDelta(live.arn, record)
     events = [event_record(e) for e in execution.events]
+    map_runs = [
+        MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
+        for e in execution.events
+        if e.type == "MapRunStarted" and isinstance(e.details, dict)
+    ]
     execution.events.clear()
     timers_removed = set(changes.timers_removed)
     tasks_removed = set(changes.tasks_removed)
@@ -177,7 +196,10 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
             if task_id not in changes.tasks_removed
         ]
         tasks_removed -= set(changes.tasks_added)  # born and done in the same tick
-    snapshot = dump_json(dump_execution(execution)).encode()
+    data = dump_execution(execution)
+    if live.map_runs or changes.map_runs:
+        data[MAP_RUNS] = {**live.map_runs, **changes.map_runs}
+    snapshot = dump_json(data).encode()
     record = _final_record(live, snapshot) if stopped else replace(live.record, snapshot=snapshot)
     return ExecutionDelta(
         live.arn,
@@ -188,6 +210,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
         timers_removed=sorted(timers_removed - {t.timer_id for t in timers_added}),
         tasks_added=tasks_added,
         tasks_removed=sorted(tasks_removed),
+        map_runs_added=map_runs,
     )
 
 
@@ -210,6 +233,7 @@ def after_commit(live: Live, changes: TickChanges) -> None:
     live.is_new = False
     live.timers -= changes.timers_removed
     live.timers |= set(changes.timers_added)
+    live.map_runs.update(changes.map_runs)
     for task_id in changes.tasks_removed:
         live.tasks.pop(task_id, None)
     for task_id, command in changes.tasks_added.items():

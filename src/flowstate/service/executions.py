@@ -390,15 +390,6 @@ class NotYetImplemented:
             "UnsupportedOperation", f"flowstate does not implement {operation} yet", 400
         )
 
-    async def describe_map_run(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._refuse("DescribeMapRun")
-
-    async def list_map_runs(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._refuse("ListMapRuns")
-
-    async def update_map_run(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._refuse("UpdateMapRun")
-
     async def redrive_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
         raise self._refuse("RedriveExecution")
 

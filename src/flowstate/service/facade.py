@@ -21,6 +21,7 @@ from flowstate.service.arns import Partition
 from flowstate.service.catalog import Catalog
 from flowstate.service.errors import ServiceError
 from flowstate.service.executions import Executions, NotYetImplemented
+from flowstate.service.mapruns import MapRuns
 from flowstate.service.tasks import TaskTokens
 from flowstate.storage import Store
 
@@ -78,13 +79,14 @@ class Service:
             self.engine, self.catalog, self.partition, redrive_window_days=s.redrive_window_days
         )
         self.tasks = TaskTokens(self.engine, self.catalog)
+        self.map_runs = MapRuns(self.engine)
         self._deploy = list(deploy)
         self._state = "starting"
         self._async: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {}
         self._sync: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for operation in OPERATIONS:
             method = snake_case(operation)
-            for owner in (self.executions, self.tasks, NotYetImplemented()):
+            for owner in (self.executions, self.tasks, self.map_runs, NotYetImplemented()):
                 handler = getattr(owner, method, None)
                 if handler is not None:
                     self._async[operation] = handler

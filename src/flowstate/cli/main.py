@@ -197,10 +197,6 @@ def conformance(
     sys.exit(code)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 def _register_serve() -> None:
     from flowstate.cli.serve import serve
 
@@ -208,3 +204,6 @@ def _register_serve() -> None:
 
 
 _register_serve()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

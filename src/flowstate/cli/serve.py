@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,18 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--account-id", default=None)
 @click.option("--region", default=None)
 @click.option("--retention-days", type=int, default=None)
+@click.option("--max-payload-bytes", type=int, default=None)
+@click.option("--max-history-events", type=int, default=None)
+@click.option("--express-timeout-seconds", type=int, default=None)
+@click.option("--redrive-window-days", type=int, default=None)
+@click.option("--group-commit-max", type=int, default=None)
+@click.option("--sqlite-synchronous", default=None, help="NORMAL (default) or FULL.")
+@click.option("--task-threads", type=int, default=None)
+@click.option(
+    "--mock-config",
+    default=None,
+    help="Step Functions Local mock file (read by the task issue's mocks; not used yet).",
+)
 @click.option("--config", "config_path", default=None, help="A flowstate.toml to read.")
 @click.option("--log-level", default=None)
 def serve(config_path: str | None, **flags: Any) -> None:
@@ -61,6 +76,8 @@ def build_service(settings: Settings) -> Any:
         location = parse_db(settings.db)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    if location.kind == "sqlite" and "synchronous=" not in (settings.db or ""):
+        location = dataclasses.replace(location, synchronous=settings.sqlite_synchronous)
     try:
         functions = FunctionRegistry(load_functions(settings.functions))
     except (ImportError, OSError, SyntaxError) as exc:
@@ -111,7 +128,24 @@ def run_server(settings: Settings) -> None:
         lifespan="on",
         access_log=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     if not server.started:
         sys.exit(1)
+
+
+class _Server:
+    """uvicorn's server, except that a SIGTERM/SIGINT that drained cleanly exits 0: uvicorn
+    re-raises the caught signal after shutdown, which process managers report as a crash."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                with super().capture_signals():
+                    yield
+                    self._captured_signals.clear()  # drained: do not re-raise
+
+        return Server(config)

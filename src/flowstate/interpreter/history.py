@@ -69,6 +69,15 @@ class HistoryEvent:
             out[self.details_key] = _render_details(self.details)
         return out
 
+    def render_details(self, memo: dict[int, str] | None = None) -> dict[str, Any] | None:
+        """The ``*EventDetails`` object alone. ``memo`` (id of a payload → its JSON text)
+        lets a batch of events serialise a payload shared by several events once: a state's
+        output is the next state's input. Payloads are immutable, and the caller keeps them
+        alive while it uses ``memo``."""
+        if self.details_key is None or self.details is None:
+            return None
+        return _render_details(self.details, memo)
+
 
 def error_details(error: str | None, cause: str | None) -> dict[str, Any]:
     """``{"cause", "error"}`` with absent values left out, as AWS records failures."""
@@ -92,14 +101,20 @@ def _expand(details: Any) -> dict[str, Any]:
     return details
 
 
-def _render_details(details: Any) -> dict[str, Any]:
+def _render_details(details: Any, memo: dict[int, str] | None = None) -> dict[str, Any]:
     details = _expand(details)
     out: dict[str, Any] = {}
     for key, value in details.items():
         if isinstance(value, Payload):
-            out[key] = dump_json(value.value)
+            if memo is None:
+                out[key] = dump_json(value.value)
+            else:
+                text = memo.get(id(value.value))
+                if text is None:
+                    text = memo[id(value.value)] = dump_json(value.value)
+                out[key] = text
         elif isinstance(value, dict):
-            out[key] = _render_details(value)
+            out[key] = _render_details(value, memo)
         else:
             out[key] = value
     return out

@@ -102,11 +102,11 @@ def restore_live(
     return live
 
 
-def event_record(event: HistoryEvent) -> EventRecord:
+def event_record(event: HistoryEvent, memo: dict[int, str] | None = None) -> EventRecord:
     details = None
-    if event.details_key is not None and event.details is not None:
-        rendered = event.render()
-        details = dump_json({event.details_key: rendered[event.details_key]})
+    rendered = event.render_details(memo)
+    if rendered is not None:
+        details = dump_json({event.details_key: rendered})
     return EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
 
 
@@ -164,13 +164,15 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
         return None
     if not live.durable:
         # Express: the start (input only) and the end are written; nothing in between.
-        if live.is_new:
-            return ExecutionDelta(live.arn, live.record, is_new=True)
+        if live.is_new:  # (possibly already ended in this very tick)
+            record = _final_record(live, snapshot=None) if stopped else live.record
+            return ExecutionDelta(live.arn, record, is_new=True)
         if not stopped:
             return None
         record = _final_record(live, snapshot=None)
         return ExecutionDelta(live.arn, record)
-    events = [event_record(e) for e in execution.events]
+    memo: dict[int, str] = {}  # payloads shared by consecutive events, serialised once
+    events = [event_record(e, memo) for e in execution.events]
     map_runs = [
         MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
         for e in execution.events
@@ -217,12 +219,14 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
 def _final_record(live: Live, snapshot: bytes | None) -> ExecutionRecord:
     execution = live.execution
     output = dump_json(execution.output) if execution.status == "SUCCEEDED" else None
+    # AWS: a TIMED_OUT execution is described with neither error nor cause.
+    timed_out = execution.status == "TIMED_OUT"
     return replace(
         live.record,
         status=execution.status,
         output=output,
-        error=execution.error,
-        cause=execution.cause,
+        error=None if timed_out else execution.error,
+        cause=None if timed_out else execution.cause,
         stop_at=execution.stop_time,
         snapshot=snapshot,
     )

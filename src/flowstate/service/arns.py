@@ -76,7 +76,9 @@ def parse_state_machine_arn(arn: str) -> StateMachineRef:
     """InvalidArn unless ``arn`` names a state machine, a version or an alias."""
     match = _MACHINE_ARN.match(arn)
     if match is None:
-        raise ServiceError(INVALID_ARN, f"Invalid Arn: 'Resource type not valid in this context: {arn}'")
+        raise ServiceError(
+            INVALID_ARN, f"Invalid Arn: 'Resource type not valid in this context: {arn}'"
+        )
     base = arn if match["qualifier"] is None else arn.rsplit(":", 1)[0]
     qualifier = match["qualifier"]
     if qualifier is None:

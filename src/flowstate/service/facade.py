@@ -9,12 +9,19 @@ on the disk; execution operations are coroutines that answer after the engine's 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowstate.integrations.functions import FunctionRegistry
+from flowstate.asl.errors import StatesError
+from flowstate.integrations.functions import (
+    FunctionRegistry,
+    invoke_function,
+    is_lambda_resource,
+    lambda_function_name,
+)
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
@@ -23,6 +30,7 @@ from flowstate.service.errors import ServiceError
 from flowstate.service.executions import Executions, NotYetImplemented
 from flowstate.service.mapruns import MapRuns
 from flowstate.service.tasks import TaskTokens
+from flowstate.service.test_state import test_state as run_test_state
 from flowstate.storage import Store
 
 __all__ = ["Service", "ServiceSettings", "deployable_files"]
@@ -79,6 +87,7 @@ class Service:
             self.engine, self.catalog, self.partition, redrive_window_days=s.redrive_window_days
         )
         self.tasks = TaskTokens(self.engine, self.catalog)
+        self.tester = StateTester(self.engine, self.partition)
         self.map_runs = MapRuns(self.engine)
         self._deploy = list(deploy)
         self._state = "starting"
@@ -86,7 +95,13 @@ class Service:
         self._sync: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for operation in OPERATIONS:
             method = snake_case(operation)
-            for owner in (self.executions, self.tasks, self.map_runs, NotYetImplemented()):
+            for owner in (
+                self.executions,
+                self.tasks,
+                self.tester,
+                self.map_runs,
+                NotYetImplemented(),
+            ):
                 handler = getattr(owner, method, None)
                 if handler is not None:
                     self._async[operation] = handler
@@ -135,6 +150,45 @@ class Service:
             )
         elif current.definition != definition:
             self.catalog.update_state_machine({"stateMachineArn": arn, "definition": definition})
+
+
+class StateTester:
+    """TestState: one state, run off the event loop; Lambda tasks without a mock call the
+    server's local functions, as an execution would."""
+
+    def __init__(self, engine: Engine, partition: Partition) -> None:
+        self.engine = engine
+        self.partition = partition
+
+    def _invoke(self, target: str, payload: Any) -> Any:
+        if target.startswith("arn:") and not is_lambda_resource(target):
+            raise StatesError("States.Runtime", f"flowstate does not host the resource '{target}'")
+        name = lambda_function_name(target)
+        handler = self.engine.functions.get(name)
+        if handler is None:
+            raise StatesError(
+                "Lambda.ResourceNotFoundException", f"Function not found: {target} (flowstate)"
+            )
+        return invoke_function(
+            handler,
+            name,
+            payload,
+            idempotency_key=f"test-state/{uuid.uuid4()}",
+            region=self.partition.region,
+            account=self.partition.account_id,
+        )
+
+    async def test_state(self, request: dict[str, Any]) -> dict[str, Any]:
+        now = self.engine.clock.now()
+        return await self.engine.read(
+            lambda: run_test_state(
+                request,
+                invoke=self._invoke,
+                account_id=self.partition.account_id,
+                region=self.partition.region,
+                now=now,
+            )
+        )
 
 
 def deployable_files(paths: Iterable[Path]) -> list[Path]:

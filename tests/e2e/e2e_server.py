@@ -35,11 +35,8 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 LOG_TAIL_LINES = 80
 
-# What a server that drained on SIGTERM exits with. 0 is what it should be; uvicorn re-raises
-# the SIGTERM it caught once its shutdown is complete, so today the process dies by that signal
-# (-15) after a graceful drain. test_restart.py::test_sigterm_exits_0 is the strict xfail that
-# tracks the bug: when it is fixed, drop -SIGTERM here.
-GRACEFUL_EXIT_CODES = (0, -signal.SIGTERM)
+# What a server that drained on SIGTERM exits with.
+GRACEFUL_EXIT_CODES = (0,)
 
 # Settings the server would read from the environment (config.py): the tests pass flags only.
 _SERVER_ENV = ("AWS_ACCOUNT_ID", "AWS_DEFAULT_REGION", "SFN_MOCK_CONFIG")

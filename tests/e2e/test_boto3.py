@@ -30,8 +30,6 @@ from e2e_server import ACCOUNT, REGION
 
 pytestmark = pytest.mark.slow
 
-NOT_YET = "not implemented yet: the server answers UnsupportedOperation"
-
 
 # --- state machines ---------------------------------------------------------------------
 
@@ -417,10 +415,9 @@ def test_an_unknown_task_token_is_invalid_token(
         getattr(sfn, operation)(taskToken="not-a-task-token", **extra)
 
 
-# --- TestState (being built by others; see the report while these are xfail) ------------
+# --- TestState ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=f"TestState {NOT_YET}")
 def test_test_state_runs_a_pass_state_and_shows_each_stage(sfn_sync: Any) -> None:
     state = {
         "Type": "Pass",
@@ -455,7 +452,6 @@ def test_test_state_runs_a_pass_state_and_shows_each_stage(sfn_sync: Any) -> Non
     assert "inspectionData" not in info
 
 
-@pytest.mark.xfail(strict=True, reason=f"TestState {NOT_YET}")
 def test_test_state_reports_a_fail_state(sfn_sync: Any) -> None:
     answer = sfn_sync.test_state(
         definition=json.dumps({"Type": "Fail", "Error": "Oops", "Cause": "on purpose"}),
@@ -464,7 +460,6 @@ def test_test_state_reports_a_fail_state(sfn_sync: Any) -> None:
     assert (answer["status"], answer["error"], answer["cause"]) == ("FAILED", "Oops", "on purpose")
 
 
-@pytest.mark.xfail(strict=True, reason=f"TestState {NOT_YET}")
 def test_test_state_calls_the_lambda_function(sfn_sync: Any) -> None:
     task = {"Type": "Task", "Resource": lambda_arn("echo"), "End": True}
     answer = sfn_sync.test_state(definition=json.dumps(task), roleArn=ROLE, input='{"x": 1}')
@@ -473,7 +468,6 @@ def test_test_state_calls_the_lambda_function(sfn_sync: Any) -> None:
     assert "nextState" not in answer
 
 
-@pytest.mark.xfail(strict=True, reason=f"TestState {NOT_YET}")
 @pytest.mark.parametrize(
     ("definition", "input_text", "code"),
     [

@@ -304,13 +304,6 @@ def test_get_execution_history_in_pages_reversed_and_without_data(sfn: Any) -> N
         sfn.get_execution_history(executionArn=execution + "-never")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: GetExecutionHistory with includeExecutionData=false sends "
-    '"inputDetails"/"outputDetails" as {"included": false}; AWS\'s model for them '
-    '(HistoryEventExecutionDataDetails) has only "truncated", so boto3 drops the member '
-    "and users see {} (executions.py _drop_data writes DescribeExecution's shape)",
-)
 def test_history_without_data_keeps_the_history_details_shape(sfn: Any, endpoint: str) -> None:
     execution = run(sfn, create(sfn, CHAIN))["executionArn"]
     model = botocore.session.get_session().get_service_model("stepfunctions")

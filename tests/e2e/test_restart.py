@@ -170,12 +170,6 @@ def test_executions_end_exactly_once_across_a_restart(
     assert control_plane(sfn, arns) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: after a graceful drain on SIGTERM, flowstate serve dies by the signal "
-    "(exit status -15, 143 in a shell) instead of exiting 0: uvicorn.Server.run re-raises "
-    "the SIGTERM it captured (uvicorn 0.29+) and cli/serve.py lets it",
-)
 def test_sigterm_exits_0(servers: Servers) -> None:
     server = servers(clock="virtual")
     code = server.terminate()

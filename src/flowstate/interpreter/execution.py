@@ -669,6 +669,7 @@ class Execution:
         """Stop a branch that is no longer needed (a sibling failed)."""
         if frame.phase == Phase.DONE:
             return
+        frame.aborted_in = frame.phase
         frame.phase = Phase.DONE
         for task_id in [t for t, f in self._tasks.items() if f is frame]:
             del self._tasks[task_id]
@@ -678,6 +679,23 @@ class Execution:
             self._commands.append(CancelTimer(timer_id))
         for child in frame.children:
             self.cancel_frame(child)
+
+    # --- RedriveExecution (the frame tree work is ``interpreter.redrive``) ------------------
+
+    def reopen(self, now: datetime) -> None:
+        """A stopped execution runs again from ``now``: RUNNING, no result, no stop time."""
+        self._now = now
+        self._ready.clear()  # what a stopped execution had left there had nothing to do
+        self.status = "RUNNING"
+        self.output = None
+        self.error = None
+        self.cause = None
+        self.stop_time = None
+
+    def run_ready(self) -> list[Command]:
+        """Run the frames made ready outside ``step`` until every one waits; the commands."""
+        self._run()
+        return self._take_commands()
 
     # --- views ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class Phase:
 
 class Frame:
     __slots__ = (
+        "aborted_in",
         "attempts",
         "cause",
         "child_index",
@@ -92,6 +93,9 @@ class Frame:
         self.context_extra: dict[str, Any] | None = None
         self.output: Any = None
         self.failed = False
+        # The phase a frame was in when a failing sibling aborted it (None: never aborted);
+        # RedriveExecution re-runs aborted frames and keeps the ones that succeeded.
+        self.aborted_in: int | None = None
         self.error: str | None = None
         self.cause: str | None = None
 

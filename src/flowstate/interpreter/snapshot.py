@@ -83,6 +83,7 @@ def _dump_frame(frame: Frame, paths: dict[int, str]) -> dict[str, Any]:
         "failed": frame.failed,
         "error": frame.error,
         "cause": frame.cause,
+        "aborted_in": frame.aborted_in,
     }
 
 
@@ -188,11 +189,14 @@ def load_execution(
         frame.failed = raw["failed"]
         frame.error = raw["error"]
         frame.cause = raw["cause"]
+        frame.aborted_in = raw.get("aborted_in")  # absent from snapshots of older versions
         frames[frame.id] = frame
     for raw in data["frames"]:
         frames[raw["id"]].children = [frames[child] for child in raw["children"]]
     execution.root = frames[data["frames"][0]["id"]]
     execution._tasks = {task_id: frames[fid] for task_id, fid in data["tasks"].items()}
     execution._timers = {timer_id: frames[fid] for timer_id, fid in data["timers"].items()}
-    execution._ready = deque(frames[fid] for fid in data["ready"])
+    # A frame can be made ready after the end of its execution and of its parent's fan-out:
+    # such an id is in no tree, and there is nothing for it to do.
+    execution._ready = deque(frames[fid] for fid in data["ready"] if fid in frames)
     return execution

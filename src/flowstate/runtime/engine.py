@@ -24,7 +24,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ from flowstate.interpreter.messages import (
     TaskSucceeded,
     TimerFired,
 )
+from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.live import (
     Live,
@@ -65,7 +66,14 @@ from flowstate.runtime.live import (
 from flowstate.runtime.timers import MemoryTimers
 from flowstate.storage import ExecutionDelta, ExecutionRecord, StorageError, Store
 
-__all__ = ["DuplicateStart", "Engine", "EngineClosed", "EngineSettings", "StartRequest"]
+__all__ = [
+    "DuplicateStart",
+    "Engine",
+    "EngineClosed",
+    "EngineSettings",
+    "NotRedrivable",
+    "StartRequest",
+]
 
 log = logging.getLogger("flowstate.engine")
 T = TypeVar("T")
@@ -73,6 +81,11 @@ T = TypeVar("T")
 
 class EngineClosed(RuntimeError):
     """The engine is draining or stopped: it takes no new work."""
+
+
+class NotRedrivable(Exception):
+    """RedriveExecution refused by the engine: the execution is running, gone, or not one it
+    can run again (the service checks AWS's conditions first; this covers the races)."""
 
 
 class DuplicateStart(Exception):
@@ -121,6 +134,12 @@ class _Start:
     def __init__(self, live: Live, future: asyncio.Future[ExecutionRecord]) -> None:
         self.live = live
         self.future = future
+
+
+class _Redrive(_Start):
+    """RedriveExecution: answered, like a start, with the row once the change is committed."""
+
+    __slots__ = ()
 
 
 class Engine:
@@ -290,6 +309,22 @@ class Engine:
         """Abort a running execution; returns once the abort is committed."""
         await self._submit(arn, StopRequested(error, cause))
 
+    async def redrive_execution(self, arn: str) -> ExecutionRecord:
+        """RedriveExecution: a FAILED, TIMED_OUT or ABORTED Standard execution runs again from
+        where it stopped (``interpreter.redrive``). Returns its row (RUNNING, ``redrive_count``
+        and ``redrive_at`` set) once the redrive is committed; NotRedrivable otherwise."""
+        if self._closing:
+            raise EngineClosed("flowstate is shutting down and takes no redrives")
+        if arn in self._live:
+            raise NotRedrivable("Execution is RUNNING and cannot be redriven")
+        live = await self._read(self._load_stopped, arn)
+        if arn in self._live:  # another redrive got there while the row was read
+            raise NotRedrivable("Execution is RUNNING and cannot be redriven")
+        future: asyncio.Future[ExecutionRecord] = asyncio.get_running_loop().create_future()
+        self._live[arn] = live
+        self._enqueue(arn, _Redrive(live, future))
+        return await future
+
     async def update_map_run(self, execution_arn: str, event: MapRunUpdated) -> None:
         """UpdateMapRun on a run of ``execution_arn``; returns once the change is committed."""
         await self._submit(execution_arn, event)
@@ -406,7 +441,19 @@ class Engine:
         execution = live.execution
         commands: list[Command] = []
         for item in items:
-            if isinstance(item, _Start):
+            if isinstance(item, _Redrive):
+                out = redrive(execution, now)
+                live.record = replace(  # a stop in this same tick overrides it in build_delta
+                    live.record,
+                    status="RUNNING",
+                    output=None,
+                    error=None,
+                    cause=None,
+                    stop_at=None,
+                    redrive_count=execution.info.redrive_count,
+                    redrive_at=now,
+                )
+            elif isinstance(item, _Start):
                 out = execution.start(now)
                 if live.record.type == "EXPRESS":
                     limit = timedelta(seconds=self.settings.express_timeout_seconds)
@@ -620,6 +667,22 @@ class Engine:
         return restore_live(
             machine, record, self.store.pending_tasks(arn), self.settings.max_history_events
         )
+
+    def _load_stopped(self, arn: str) -> Live:
+        """A stopped Standard execution as it stopped, to be redriven."""
+        record = self.store.get_execution(arn)
+        if record is None:
+            raise NotRedrivable(f"Execution Does Not Exist: '{arn}'")
+        if record.type == "EXPRESS":
+            raise NotRedrivable("Express executions cannot be redriven")
+        if record.status not in REDRIVABLE_STATUSES:
+            raise NotRedrivable(f"Execution is {record.status} and cannot be redriven")
+        machine = self._machine_for(record) if record.snapshot is not None else None
+        if machine is None:
+            raise NotRedrivable("The execution's saved state or definition is gone")
+        live = restore_live(machine, record, [], self.settings.max_history_events)
+        live.timers = set()  # a stopped execution keeps no timers, the timeout's included
+        return live
 
     def _machine_for(self, record: ExecutionRecord) -> StateMachine | None:
         key = (record.state_machine_arn, record.revision_id)

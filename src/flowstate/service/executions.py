@@ -1,4 +1,5 @@
-"""The execution side of the API: start (async and sync), stop, describe, list, history.
+"""The execution side of the API: start (async and sync), stop, redrive, describe, list,
+history.
 
 Every method takes the request dict (AWS member names, already checked against botocore's
 model) and returns the response dict AWS returns; refusals raise ``ServiceError``. Starting
@@ -7,22 +8,32 @@ or stopping answers only after the engine has committed the change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flowstate.asl.errors import DefinitionError
 from flowstate.interpreter.history import dump_json
-from flowstate.runtime.engine import DuplicateStart, Engine, EngineClosed, StartRequest
+from flowstate.interpreter.redrive import REDRIVABLE_STATUSES
+from flowstate.runtime.engine import (
+    DuplicateStart,
+    Engine,
+    EngineClosed,
+    NotRedrivable,
+    StartRequest,
+)
 from flowstate.runtime.local import InvalidExecutionInput, parse_execution_input
 from flowstate.service.arns import Partition, check_name
 from flowstate.service.catalog import Catalog, ExecutionTarget
 from flowstate.service.errors import (
     EXECUTION_ALREADY_EXISTS,
     EXECUTION_DOES_NOT_EXIST,
+    EXECUTION_NOT_REDRIVABLE,
     INVALID_ARN,
     INVALID_DEFINITION,
     INVALID_EXECUTION_INPUT,
@@ -41,6 +52,12 @@ _EXECUTION_ARN = re.compile(
     r"(?P<kind>execution|express):(?P<machine>[^:]+):(?P<name>[^:]+)(?::(?P<run>[^:]+))?$"
 )
 _TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# AWS (RedriveExecution): client tokens answer idempotently for 15 minutes after their first
+# use, the last 10 per execution.
+_TOKEN_LIFETIME = timedelta(minutes=15)
+_TOKENS_PER_EXECUTION = 10
+# AWS: an execution stays open at most one year, and one older than that is not redriven.
+_MAX_OPEN = timedelta(days=365)
 
 
 def parse_execution_arn(arn: str) -> tuple[str, str]:
@@ -72,6 +89,10 @@ class Executions:
         self.catalog = catalog
         self.partition = partition
         self.redrive_window = timedelta(days=redrive_window_days)
+        # (execution ARN, client token) -> (first used at, the answer), oldest first
+        self._redrive_tokens: OrderedDict[
+            tuple[str, str], tuple[datetime, asyncio.Future[dict[str, Any]]]
+        ] = OrderedDict()
 
     # --- starting ------------------------------------------------------------------------
 
@@ -239,21 +260,92 @@ class Executions:
         out["redriveCount"] = record.redrive_count
         if record.redrive_at is not None:
             out["redriveDate"] = record.redrive_at
-        status, reason = self._redrive_status(record)
+        status, reason = await self._redrive_status(record)
         out["redriveStatus"] = status
         if reason is not None:
             out["redriveStatusReason"] = reason
         return out
 
-    def _redrive_status(self, record: ExecutionRecord) -> tuple[str, str | None]:
+    async def _redrive_status(self, record: ExecutionRecord) -> tuple[str, str | None]:
+        """``redriveStatus`` and ``redriveStatusReason``: NOT_REDRIVABLE exactly when
+        RedriveExecution would answer ExecutionNotRedrivable (the reasons are AWS's texts)."""
+        stopped = record.status in REDRIVABLE_STATUSES
         if record.type == "EXPRESS":
+            # AWS: an unsuccessful Express child of a Distributed Map is redriven with its Map
+            # Run, never on its own.
+            if stopped and record.map_run_arn is not None:
+                return "REDRIVABLE_BY_MAP_RUN", None
             return "NOT_REDRIVABLE", "Express executions cannot be redriven"
-        if record.status in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
+        if not stopped:
             return "NOT_REDRIVABLE", f"Execution is {record.status} and cannot be redriven"
-        stopped = record.stop_at or record.start_at
-        if self.engine.clock.now() - stopped > self.redrive_window:
-            return "NOT_REDRIVABLE", "Execution can no longer be redriven (redrive window ended)"
+        now = self.engine.clock.now()
+        if now - record.start_at > _MAX_OPEN:
+            return "NOT_REDRIVABLE", "Execution has exceeded the max execution time"
+        if now - (record.stop_at or record.start_at) > self.redrive_window:
+            return "NOT_REDRIVABLE", "Execution redrivable period exceeded"
+        machine = await self.engine.read(self.store.get_state_machine, record.state_machine_arn)
+        if machine is None:
+            return "NOT_REDRIVABLE", "State machine is in DELETING status"
+        # AWS: fewer than 24,999 events, to leave room for ExecutionRedriven and one more.
+        if await self.engine.read(self._event_count, record.arn) >= (
+            self.engine.settings.max_history_events - 1
+        ):
+            return "NOT_REDRIVABLE", "Execution history event limit exceeded"
         return "REDRIVABLE", None
+
+    def _event_count(self, arn: str) -> int:
+        last = self.store.get_history(arn, 1, None, True).items
+        return last[0].id if last else 0
+
+    # --- redriving -------------------------------------------------------------------------
+
+    async def redrive_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """RedriveExecution: answers ``redriveDate`` once the redrive is committed. The same
+        ``clientToken`` within 15 minutes gets the same answer and redrives nothing."""
+        arn = request["executionArn"]
+        record = await self._execution(arn)
+        token = request.get("clientToken")
+        if token is None:
+            return await self._redrive(record)
+        now = self.engine.clock.now()
+        while self._redrive_tokens:
+            key, (first_used, _) = next(iter(self._redrive_tokens.items()))
+            if now - first_used <= _TOKEN_LIFETIME:
+                break
+            del self._redrive_tokens[key]
+        known = self._redrive_tokens.get((arn, token))
+        if known is not None:
+            return await asyncio.shield(known[1])
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._redrive_tokens[(arn, token)] = (now, answer)
+        try:
+            response = await self._redrive(record)
+        except BaseException as error:
+            # Only a successful redrive is remembered; a twin waiting meanwhile gets the same.
+            self._redrive_tokens.pop((arn, token), None)
+            if isinstance(error, Exception):
+                answer.set_exception(error)
+                answer.exception()  # retrieved: nobody else may be waiting for it
+            else:
+                answer.cancel()
+            raise
+        answer.set_result(response)
+        mine = [key for key in self._redrive_tokens if key[0] == arn]
+        for key in mine[: max(0, len(mine) - _TOKENS_PER_EXECUTION)]:
+            del self._redrive_tokens[key]
+        return response
+
+    async def _redrive(self, record: ExecutionRecord) -> dict[str, Any]:
+        status, reason = await self._redrive_status(record)
+        if status != "REDRIVABLE":
+            raise ServiceError(EXECUTION_NOT_REDRIVABLE, reason or "Execution cannot be redriven")
+        try:
+            redriven = await self.engine.redrive_execution(record.arn)
+        except NotRedrivable as error:
+            raise ServiceError(EXECUTION_NOT_REDRIVABLE, str(error)) from None
+        except EngineClosed as error:
+            raise _unavailable(error) from None
+        return {"redriveDate": redriven.redrive_at}
 
     async def describe_state_machine_for_execution(
         self, request: Mapping[str, Any]
@@ -371,13 +463,12 @@ class Executions:
 
 
 def _drop_data(details: Any) -> None:
-    """includeExecutionData=false: payloads are left out, their *Details say so."""
+    """includeExecutionData=false: the payloads are left out (their ``*Details`` objects,
+    which only say whether a payload was truncated, stay)."""
     if not isinstance(details, dict):
         return
     for key in ("input", "output", "parameters", "result"):
-        if key in details:
-            del details[key]
-            details[f"{key}Details"] = {"included": False}
+        details.pop(key, None)
 
 
 class NotYetImplemented:
@@ -389,9 +480,3 @@ class NotYetImplemented:
         return ServiceError(
             "UnsupportedOperation", f"flowstate does not implement {operation} yet", 400
         )
-
-    async def redrive_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._refuse("RedriveExecution")
-
-    async def test_state(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        raise self._refuse("TestState")

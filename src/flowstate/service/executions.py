@@ -68,6 +68,12 @@ def parse_execution_arn(arn: str) -> tuple[str, str]:
         raise ServiceError(
             INVALID_ARN, f"Invalid Arn: 'Resource type not valid in this context: {arn}'"
         )
+    if match["kind"] == "express":
+        # AWS (recorded): Express executions are not described, listed, stopped or read
+        # through the API; their results go to CloudWatch Logs.
+        raise ServiceError(
+            INVALID_ARN, "Invalid Arn: 'Resource type not valid in this context: express'"
+        )
     return match["machine"], match["name"]
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "is_lambda_resource",
     "lambda_function_name",
     "prepare_lambda_call",
+    "unhosted_resource",
 ]
 
 Handler = Callable[[Any, Any], Any]
@@ -143,6 +144,15 @@ async def invoke_async_function(
         payload = _error_payload(exc, request_id)
         raise StatesError(type(exc).__name__, json.dumps(payload)) from None
     return _marshal(result, request_id)
+
+
+def unhosted_resource(resource: str) -> StatesError:
+    """The failure of a Task whose resource flowstate does not serve (yet)."""
+    return StatesError(
+        "States.Runtime",
+        f"flowstate does not host the resource '{resource}' "
+        "(service integrations arrive with the task issue)",
+    )
 
 
 def is_lambda_resource(resource: str) -> bool:

@@ -36,6 +36,7 @@ from flowstate.integrations.functions import (
     FunctionRegistry,
     is_lambda_resource,
     prepare_lambda_call,
+    unhosted_resource,
 )
 from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER
 from flowstate.interpreter.messages import (
@@ -493,15 +494,10 @@ class Engine:
             elif isinstance(command, ScheduleTask):
                 if not is_lambda_resource(command.resource):
                     # Nothing to call: the failure is decided now, in this same tick.
+                    failure = unhosted_resource(command.resource)
                     pending.extend(
                         execution.step(
-                            TaskFailed(
-                                command.task_id,
-                                errors.RUNTIME,
-                                f"flowstate does not host the resource '{command.resource}' "
-                                "(service integrations arrive with the task issue)",
-                            ),
-                            now,
+                            TaskFailed(command.task_id, failure.error, failure.cause), now
                         )
                     )
                     continue

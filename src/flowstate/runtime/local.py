@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flowstate.asl import errors
 from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
@@ -26,6 +25,7 @@ from flowstate.integrations.functions import (
     FunctionRegistry,
     is_lambda_resource,
     prepare_lambda_call,
+    unhosted_resource,
 )
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.history import dump_json, render_events
@@ -224,11 +224,7 @@ class LocalRuntime:
         resource = command.resource
         try:
             if not is_lambda_resource(resource):
-                raise StatesError(
-                    errors.RUNTIME,
-                    f"flowstate does not host the resource '{resource}' "
-                    "(service integrations arrive with the task issue)",
-                )
+                raise unhosted_resource(resource)
             events.append((execution, TaskStarted(task_id)))
             call = prepare_lambda_call(
                 resource,

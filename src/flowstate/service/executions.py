@@ -475,14 +475,3 @@ def _drop_data(details: Any) -> None:
         return
     for key in ("input", "output", "parameters", "result"):
         details.pop(key, None)
-
-
-class NotYetImplemented:
-    """Operations whose engine support is still being written: they refuse clearly rather
-    than answer something made up."""
-
-    @staticmethod
-    def _refuse(operation: str) -> ServiceError:
-        return ServiceError(
-            "UnsupportedOperation", f"flowstate does not implement {operation} yet", 400
-        )

@@ -21,13 +21,14 @@ from flowstate.integrations.functions import (
     invoke_function,
     is_lambda_resource,
     lambda_function_name,
+    unhosted_resource,
 )
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
 from flowstate.service.catalog import Catalog
 from flowstate.service.errors import ServiceError
-from flowstate.service.executions import Executions, NotYetImplemented
+from flowstate.service.executions import Executions
 from flowstate.service.mapruns import MapRuns
 from flowstate.service.tasks import TaskTokens
 from flowstate.service.test_state import test_state as run_test_state
@@ -95,13 +96,7 @@ class Service:
         self._sync: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for operation in OPERATIONS:
             method = snake_case(operation)
-            for owner in (
-                self.executions,
-                self.tasks,
-                self.tester,
-                self.map_runs,
-                NotYetImplemented(),
-            ):
+            for owner in (self.executions, self.tasks, self.tester, self.map_runs):
                 handler = getattr(owner, method, None)
                 if handler is not None:
                     self._async[operation] = handler
@@ -162,7 +157,7 @@ class StateTester:
 
     def _invoke(self, target: str, payload: Any) -> Any:
         if target.startswith("arn:") and not is_lambda_resource(target):
-            raise StatesError("States.Runtime", f"flowstate does not host the resource '{target}'")
+            raise unhosted_resource(target)
         name = lambda_function_name(target)
         handler = self.engine.functions.get(name)
         if handler is None:

@@ -11,6 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 __all__ = [
     "HistoryEvent",
     "Payload",
@@ -21,11 +23,41 @@ __all__ = [
 ]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_orjson_dumps = orjson.dumps
+# Only JSON's own types: datetimes, dataclasses and subclasses go to the stdlib encoder, which
+# handles subclasses and refuses the rest, exactly as before.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def dump_json(value: Any) -> str:
-    """JSON text as AWS renders payloads: compact, UTF-8, no NaN."""
-    return _encode(value)
+    """JSON text as AWS renders payloads: compact, UTF-8, no NaN.
+
+    orjson writes it (this is on every durable commit's path). What orjson refuses (integers
+    beyond 64 bits, subclasses, non-JSON types) and non-finite floats, which it would write
+    as ``null``, go to the stdlib encoder, which renders the first and refuses the others.
+    One difference remains: small exponents are written ``1e-7`` where the stdlib writes
+    ``1e-07`` (JavaScript's form)."""
+    try:
+        text = _orjson_dumps(value, option=_ORJSON_STRICT)
+    except TypeError:
+        return _encode(value)
+    if b"null" in text and _has_non_finite(value):
+        return _encode(value)  # raises ValueError, as before
+    return text.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    if type(value) is float:
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 class Payload:
@@ -77,6 +109,25 @@ class HistoryEvent:
         if self.details_key is None or self.details is None:
             return None
         return _render_details(self.details, memo)
+
+
+    def details_json(self, memo: dict[int, str] | None = None) -> str | None:
+        """``{"<type>EventDetails": {...}}`` as JSON text, as the store keeps it (or None).
+        A state's entry — half of every history — is written without building its dict
+        twice."""
+        details = self.details
+        if self.details_key is None or details is None:
+            return None
+        if type(details) is tuple:
+            _, name, value = details
+            text = None if memo is None else memo.get(id(value))
+            if text is None:
+                text = dump_json(value)
+                if memo is not None:
+                    memo[id(value)] = text
+            inner = {"input": text, "inputDetails": {"truncated": False}, "name": name}
+            return dump_json({self.details_key: inner})
+        return dump_json({self.details_key: _render_details(details, memo)})
 
 
 def error_details(error: str | None, cause: str | None) -> dict[str, Any]:

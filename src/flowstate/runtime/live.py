@@ -103,10 +103,7 @@ def restore_live(
 
 
 def event_record(event: HistoryEvent, memo: dict[int, str] | None = None) -> EventRecord:
-    details = None
-    rendered = event.render_details(memo)
-    if rendered is not None:
-        details = dump_json({event.details_key: rendered})
+    details = event.details_json(memo)
     return EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
 
 

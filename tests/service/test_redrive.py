@@ -50,9 +50,12 @@ class Charge:
     def __init__(self) -> None:
         self.calls = 0
         self.release = asyncio.Event()
+        self.gate: asyncio.Event | None = None  # when set up, every call waits for it first
 
     async def call(self, event: Any, context: Any) -> Any:
         self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.calls == 1:
             raise Declined("card declined")
         await self.release.wait()
@@ -260,9 +263,11 @@ def test_only_the_last_10_tokens_of_an_execution_are_remembered() -> None:
 
 def test_a_refused_token_is_not_remembered() -> None:
     async def scenario(service: Service, clock: VirtualClock, charge: Charge) -> None:
+        charge.gate = asyncio.Event()
         arn = await start(service, CHAIN)
         request = {"executionArn": arn, "clientToken": "early"}
         await refused(service, "ExecutionNotRedrivable", request)  # still running
+        charge.gate.set()
         await stopped(service, arn)
         assert await service.dispatch("RedriveExecution", request) == {"redriveDate": T0}
 

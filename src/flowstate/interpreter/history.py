@@ -20,6 +20,7 @@ __all__ = [
     "entered_details",
     "error_details",
     "render_events",
+    "render_payloads",
 ]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -111,25 +112,6 @@ class HistoryEvent:
         return _render_details(self.details, memo)
 
 
-    def details_json(self, memo: dict[int, str] | None = None) -> str | None:
-        """``{"<type>EventDetails": {...}}`` as JSON text, as the store keeps it (or None).
-        A state's entry — half of every history — is written without building its dict
-        twice."""
-        details = self.details
-        if self.details_key is None or details is None:
-            return None
-        if type(details) is tuple:
-            _, name, value = details
-            text = None if memo is None else memo.get(id(value))
-            if text is None:
-                text = dump_json(value)
-                if memo is not None:
-                    memo[id(value)] = text
-            inner = {"input": text, "inputDetails": {"truncated": False}, "name": name}
-            return dump_json({self.details_key: inner})
-        return dump_json({self.details_key: _render_details(details, memo)})
-
-
 def error_details(error: str | None, cause: str | None) -> dict[str, Any]:
     """``{"cause", "error"}`` with absent values left out, as AWS records failures."""
     details: dict[str, Any] = {}
@@ -169,6 +151,11 @@ def _render_details(details: Any, memo: dict[int, str] | None = None) -> dict[st
         else:
             out[key] = value
     return out
+
+
+def render_payloads(details: dict[str, Any], memo: dict[int, str] | None = None) -> dict[str, Any]:
+    """``details`` with every ``Payload`` in it (at any depth) as its JSON text."""
+    return _render_details(details, memo)
 
 
 def render_events(events: list[HistoryEvent]) -> list[dict[str, Any]]:

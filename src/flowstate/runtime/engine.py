@@ -102,6 +102,7 @@ class EngineSettings:
     account_id: str = "123456789012"
     region: str = "us-east-1"
     group_commit_max: int = 512
+    first_tick: int = 32  # executions in a tick started while no commit is in flight
     max_history_events: int = 25_000
     express_timeout_seconds: int = 300
     retention_days: int = 90
@@ -143,6 +144,21 @@ class _Redrive(_Start):
     __slots__ = ()
 
 
+_Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
+
+
+class _Tick:
+    """One tick between its preparation and its commit."""
+
+    __slots__ = ("applied", "batch", "deltas", "orphans")
+
+    def __init__(self, batch: dict[str, list[Event | _Start]]) -> None:
+        self.batch = batch
+        self.deltas: list[ExecutionDelta] = []
+        self.applied: list[_Applied] = []
+        self.orphans: dict[str, list[str]] = {}  # timers of executions that are gone
+
+
 class Engine:
     def __init__(
         self,
@@ -158,6 +174,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
         self._work: OrderedDict[str, list[Event | _Start]] = OrderedDict()
+        self._ticking: set[str] = set()  # in a tick being prepared or committed
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._firing: set[tuple[str, str]] = set()  # durable timers handed to a tick
@@ -364,43 +381,74 @@ class Engine:
     # --- the pump ------------------------------------------------------------------------
 
     async def _pump(self) -> None:
+        """Prepare ticks and land them, two at a time: while one tick's commit is in the
+        writer thread (SQLite works without the GIL), the next tick — other executions —
+        is stepped. Commits land in order, one at a time; an execution is in at most one
+        tick until its commit has landed."""
+        landing: asyncio.Future[None] | None = None
         while True:
-            if not self._work:
-                self._busy = False
-                self._idle.set()
-                if self._closing:
-                    return
-                await self._wake.wait()
-                self._wake.clear()
+            self._wake.clear()
+            arns = self._ready()
+            if not arns:
+                if landing is not None:
+                    waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+                    pending: set[asyncio.Future[Any]] = {landing, waker}
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    waker.cancel()
+                    if landing.done():
+                        landing = None
+                    continue
+                if not self._work:
+                    self._busy = False
+                    self._idle.set()
+                    if self._closing:
+                        return
+                    await self._wake.wait()
                 continue
             self._busy = True
             try:
-                await self._tick()
+                tick = await self._prepare(arns)
             except Exception:  # never let one bad tick stop the engine
+                self._ticking.difference_update(arns)
                 log.exception("flowstate engine tick failed")
+                continue
+            if landing is not None:
+                await landing  # one commit at a time, in order
+            landing = asyncio.ensure_future(self._land(tick))
 
-    async def _tick(self) -> None:
+    def _ready(self) -> list[str]:
+        """The executions the next tick takes: those with work and not in a tick already.
+        While no commit is in flight, a first slice is kept small so that the pipeline
+        fills (the rest is stepped while that slice commits)."""
         limit = self.settings.group_commit_max
+        if not self._ticking:
+            limit = min(limit, self.settings.first_tick)
         arns: list[str] = []
+        ticking = self._ticking
         for arn in self._work:
+            if arn in ticking:
+                continue
             arns.append(arn)
             if len(arns) >= limit:
                 break
+        ticking.update(arns)
+        return arns
+
+    async def _prepare(self, arns: list[str]) -> _Tick:
+        """Step the executions of ``arns`` through this tick's work; nothing is written yet."""
         batch = {arn: self._work.pop(arn) for arn in arns}
         missing = [arn for arn in arns if arn not in self._live]
         if missing:
             for loaded in await self._read(self._load_many, missing):
                 self._live[loaded.arn] = loaded
         now = self.clock.now()
-        deltas: list[ExecutionDelta] = []
-        applied: list[tuple[Live, TickChanges, list[Command], ExecutionDelta | None]] = []
-        orphans: dict[str, list[str]] = {}
+        tick = _Tick(batch)
         for arn, items in batch.items():
             live = self._live.get(arn)
             if live is None:
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
-                    orphans[arn] = fired
+                    tick.orphans[arn] = fired
                 for future in self._waiters.pop(arn, ()):  # nothing to change: answer now
                     if not future.done():
                         future.set_result(None)
@@ -409,15 +457,32 @@ class Engine:
             commands = self._apply(live, items, changes, now)
             delta = build_delta(live, changes, now)
             if delta is not None:
-                deltas.append(delta)
-            applied.append((live, changes, commands, delta))
-        deltas.extend(ExecutionDelta(arn, timers_removed=ids) for arn, ids in orphans.items())
-        if deltas:
+                tick.deltas.append(delta)
+            tick.applied.append((live, changes, commands, delta))
+        tick.deltas.extend(
+            ExecutionDelta(arn, timers_removed=ids) for arn, ids in tick.orphans.items()
+        )
+        return tick
+
+    async def _land(self, tick: _Tick) -> None:
+        """Commit ``tick``, then carry out its commands and answer its callers."""
+        try:
+            await self._commit_and_apply(tick)
+        except Exception:  # never let one bad tick stop the engine
+            log.exception("flowstate engine tick failed")
+        finally:
+            self._ticking.difference_update(tick.batch)
+            self._wake.set()
+
+    async def _commit_and_apply(self, tick: _Tick) -> None:
+        batch, applied, orphans = tick.batch, tick.applied, tick.orphans
+        if tick.deltas:
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.store.commit, deltas
+                    self._writer, self.store.commit, tick.deltas
                 )
             except Exception as error:
+                self._ticking.difference_update(batch)
                 self._commit_failed(batch, applied, error)
                 return
             self.commits += 1
@@ -431,6 +496,7 @@ class Engine:
         for arn, ids in orphans.items():
             for timer_id in ids:
                 self._firing.discard((arn, timer_id))
+        self._ticking.difference_update(batch)
         self._evict()
         if timers_changed or orphans:
             self._timer_wake.set()
@@ -550,7 +616,12 @@ class Engine:
             return
         victims = []
         for arn, live in self._live.items():  # least recently used first
-            if live.durable and live.inflight == 0 and arn not in self._work:
+            if (
+                live.durable
+                and live.inflight == 0
+                and arn not in self._work
+                and arn not in self._ticking
+            ):
                 victims.append(arn)
                 if len(victims) >= excess:
                     break
@@ -560,7 +631,7 @@ class Engine:
     def _commit_failed(
         self,
         batch: dict[str, list[Event | _Start]],
-        applied: list[tuple[Live, TickChanges, list[Command], ExecutionDelta | None]],
+        applied: list[_Applied],
         error: Exception,
     ) -> None:
         """Nothing landed: forget the in-memory steps and fail the callers; the store's state

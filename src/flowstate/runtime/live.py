@@ -15,11 +15,11 @@ from typing import Any
 
 from flowstate.asl.model import StateMachine
 from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER, Execution, ExecutionInfo
-from flowstate.interpreter.history import HistoryEvent, dump_json
+from flowstate.interpreter.history import dump_json
 from flowstate.interpreter.messages import ScheduleTask
 from flowstate.interpreter.snapshot import dump_execution, load_execution
+from flowstate.runtime.stored_history import encode_events
 from flowstate.storage import (
-    EventRecord,
     ExecutionDelta,
     ExecutionRecord,
     MapRunRecord,
@@ -27,7 +27,7 @@ from flowstate.storage import (
     TimerRecord,
 )
 
-__all__ = ["MAP_RUNS", "Live", "event_record", "task_from_record", "task_record"]
+__all__ = ["MAP_RUNS", "Live", "task_from_record", "task_record"]
 
 # The snapshot's key for the figures of the map runs that have ended (DescribeMapRun): the
 # interpreter hands them over as RecordMapRun commands when a run's bookkeeping goes away.
@@ -102,11 +102,6 @@ def restore_live(
     return live
 
 
-def event_record(event: HistoryEvent, memo: dict[int, str] | None = None) -> EventRecord:
-    details = event.details_json(memo)
-    return EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
-
-
 def task_record(arn: str, command: ScheduleTask, now: datetime) -> TaskRecord:
     body = {
         "parameters": command.parameters,
@@ -168,8 +163,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
             return None
         record = _final_record(live, snapshot=None)
         return ExecutionDelta(live.arn, record)
-    memo: dict[int, str] = {}  # payloads shared by consecutive events, serialised once
-    events = [event_record(e, memo) for e in execution.events]
+    events = encode_events(execution.events)
     map_runs = [
         MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
         for e in execution.events

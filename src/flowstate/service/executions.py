@@ -28,6 +28,7 @@ from flowstate.runtime.engine import (
     StartRequest,
 )
 from flowstate.runtime.local import InvalidExecutionInput, parse_execution_input
+from flowstate.runtime.stored_history import decode_events
 from flowstate.service.arns import Partition, check_name
 from flowstate.service.catalog import Catalog, ExecutionTarget
 from flowstate.service.errors import (
@@ -447,31 +448,14 @@ class Executions:
             )
         except InvalidToken as error:
             raise ServiceError(INVALID_TOKEN, f"Invalid Token: '{error}'") from None
-        events = []
-        for event in page.items:
-            item: dict[str, Any] = {
-                "timestamp": event.timestamp,
-                "type": event.type,
-                "id": event.id,
-                "previousEventId": event.previous_event_id,
-            }
-            if event.details is not None:
-                details = json.loads(event.details)
-                if not include_data:
-                    for body in details.values():
-                        _drop_data(body)
-                item.update(details)
-            events.append(item)
+        events = await self.engine.read(
+            lambda: decode_events(
+                page.items,
+                lambda ids: self.store.get_events(record.arn, ids),
+                include_data=include_data,
+            )
+        )
         out: dict[str, Any] = {"events": events}
         if page.next_token:
             out["nextToken"] = page.next_token
         return out
-
-
-def _drop_data(details: Any) -> None:
-    """includeExecutionData=false: the payloads are left out (their ``*Details`` objects,
-    which only say whether a payload was truncated, stay)."""
-    if not isinstance(details, dict):
-        return
-    for key in ("input", "output", "parameters", "result"):
-        details.pop(key, None)

@@ -292,6 +292,11 @@ class MemoryStore(MemoryCatalog):
             return Page(items, encode_token(query, [items[-1].id]))
         return Page(items)
 
+    def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
+        with self._lock:
+            events = self._events.get(execution_arn, {})
+            return [events[i] for i in sorted(set(ids)) if i in events]
+
     def get_map_run(self, arn: str) -> MapRunRecord | None:
         with self._lock:
             return self._map_runs.get(arn)

@@ -97,6 +97,10 @@ class Store(CatalogStore, Protocol):
         issued for this execution and order."""
         ...
 
+    def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
+        """The events of ``execution_arn`` with these ids (those that exist), ascending."""
+        ...
+
     def get_map_run(self, arn: str) -> MapRunRecord | None: ...
 
     def list_map_runs(

@@ -594,6 +594,17 @@ class SQLStore(SQLCatalog):
             return Page(items, encode_token(query, [items[-1].id]))
         return Page(items)
 
+    def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        rows = self._read_all(
+            "SELECT id, previous_id, type, timestamp, details FROM history_events "
+            f"WHERE execution_arn = ? AND id IN ({', '.join('?' * len(wanted))}) ORDER BY id",
+            (execution_arn, *wanted),
+        )
+        return [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows]
+
     def get_map_run(self, arn: str) -> MapRunRecord | None:
         row = self._read_one(
             "SELECT execution_arn, arn, start_at FROM map_runs WHERE arn = ?", (arn,)

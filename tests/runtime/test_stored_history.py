@@ -1,0 +1,148 @@
+"""Stored history events read back exactly as the in-memory history renders them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flowstate.asl.parse import parse_definition
+from flowstate.interpreter.execution import Execution, ExecutionInfo
+from flowstate.interpreter.history import HistoryEvent, render_events
+from flowstate.interpreter.messages import ScheduleTask, TaskStarted, TaskSucceeded
+from flowstate.runtime.stored_history import RAW, REF, decode_events, encode_events
+from flowstate.storage import EventRecord
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:work"
+DEFINITION = {
+    "StartAt": "Grow",
+    "States": {
+        "Grow": {
+            "Type": "Pass",
+            "Result": {"n": 1, "text": 'é \u2028 "quoted"'},
+            "ResultPath": "$.grown",
+            "Assign": {"seen": "$.grown.n"},
+            "Next": "Same",
+        },
+        "Same": {"Type": "Pass", "Next": "Work"},
+        "Work": {
+            "Type": "Task",
+            "Resource": LAMBDA,
+            "Parameters": {"value.$": "$.grown.n"},
+            "ResultPath": "$.worked",
+            "Next": "Each",
+        },
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "StartAt": "Inner",
+                "States": {"Inner": {"Type": "Pass", "End": True}},
+            },
+            "ResultPath": "$.mapped",
+            "End": True,
+        },
+    },
+}
+
+
+def run(value: Any) -> list[HistoryEvent]:
+    machine = parse_definition(json.dumps(DEFINITION), state_machine_type="STANDARD")
+    info = ExecutionInfo(
+        arn="arn:aws:states:us-east-1:123456789012:execution:m:e",
+        name="e",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        state_machine_name="m",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        start_time=T0,
+        type="STANDARD",
+    )
+    execution = Execution(machine, info, value, seed=7, record_history=True)
+    commands = execution.start(T0)
+    task = next(c for c in commands if isinstance(c, ScheduleTask))
+    execution.step(TaskStarted(task.task_id), T0)
+    execution.step(TaskSucceeded(task.task_id, {"done": [1, 2.5, None, True]}), T0)
+    assert execution.status == "SUCCEEDED"
+    return list(execution.events)
+
+
+def expected(events: list[HistoryEvent]) -> list[dict[str, Any]]:
+    return render_events(events)
+
+
+def no_fetch(ids: list[int]) -> list[EventRecord]:
+    raise AssertionError(f"nothing outside the page should be read, asked for {ids}")
+
+
+def test_a_whole_history_reads_back_as_aws_renders_it() -> None:
+    events = run({"items": [1, 2], "big": 2**70})
+    records = encode_events(events)
+    assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_a_payload_shared_by_consecutive_events_is_stored_once() -> None:
+    events = run({"items": [], "doc": "x" * 5000})
+    records = encode_events(events)
+    exited = next(r for r in records if r.type == "PassStateExited")
+    entered = next(r for r in records if r.type == "PassStateEntered" and r.id > exited.id)
+    stored = json.loads(entered.details or "")
+    assert stored[REF] == {"input": [exited.id, "output"]}
+    assert "x" * 5000 not in (entered.details or "")
+    assert json.loads(exited.details or "")[RAW] == ["output"]
+    total = sum(len(r.details or "") for r in records)
+    plain = sum(len(json.dumps(e, default=str)) for e in expected(events))
+    assert total < plain / 2  # each 5 KB document once, unescaped
+
+
+def test_pages_that_start_after_the_payload_they_refer_to_fetch_it() -> None:
+    events = run({"items": [3], "doc": "y" * 100})
+    records = encode_events(events)
+    want = expected(events)
+    by_id = {r.id: r for r in records}
+    asked: list[list[int]] = []
+
+    def fetch(ids: list[int]) -> list[EventRecord]:
+        asked.append(ids)
+        return [by_id[i] for i in ids]
+
+    for size in (1, 2, 3, 5):
+        for start in range(0, len(records), size):
+            page = records[start : start + size]
+            assert decode_events(page, fetch) == want[start : start + size]
+        reverse = list(reversed(records))
+        for start in range(0, len(reverse), size):
+            page = reverse[start : start + size]
+            assert decode_events(page, fetch) == list(reversed(want))[start : start + size]
+    assert asked and all(i < max(ids) + 2 for ids in asked for i in ids)
+
+
+def test_without_data_payloads_are_left_out_and_nothing_is_fetched() -> None:
+    events = run({"items": [1], "doc": "z"})
+    records = encode_events(events)
+    decoded = decode_events(records[3:], no_fetch, include_data=False)
+    for event, want in zip(decoded, expected(events)[3:], strict=True):
+        for key, body in event.items():
+            if key.endswith("EventDetails"):
+                assert not {"input", "output", "parameters", "result"} & set(body)
+                kept = {k: v for k, v in want[key].items() if k not in ("input", "output")}
+                kept.pop("parameters", None)
+                kept.pop("result", None)
+                assert body == kept
+
+
+def test_events_stored_before_this_encoding_read_back_unchanged() -> None:
+    details = {"stateEnteredEventDetails": {"input": '{"a":1}', "name": "S"}}
+    record = EventRecord(4, 3, "PassStateEntered", T0, json.dumps(details))
+    assert decode_events([record], no_fetch) == [
+        {"timestamp": T0, "type": "PassStateEntered", "id": 4, "previousEventId": 3, **details}
+    ]
+
+
+def test_text_orjson_refuses_falls_back_to_the_plain_form() -> None:
+    events = run({"items": [], "odd": "\ud800"})  # a lone surrogate
+    records = encode_events(events)
+    entered = next(r for r in records if r.type == "PassStateEntered")
+    assert RAW not in json.loads(entered.details or "")
+    decoded = decode_events(records, lambda ids: [r for r in records if r.id in ids])
+    assert decoded == expected(events)

@@ -33,6 +33,10 @@ RAW = "~raw"
 REF = "~ref"
 _NOT_TRUNCATED = {"truncated": False}
 _dumps = orjson.dumps
+_ENTERED_BY_REFERENCE = (
+    '{"%s":{"input":null,"inputDetails":{"truncated":false},"name":%s},'
+    + f'"{REF}":{{"input":[%d,"%s"]}}}}'
+)
 _Fragment = orjson.Fragment
 
 
@@ -59,6 +63,14 @@ def _encode(event: HistoryEvent, written: dict[int, list[Any]], texts: dict[int,
     payloads: dict[str, Any] = {}
     if type(details) is tuple:  # a state's entry, built lazily by the interpreter
         _, name, value = details
+        target = written.get(id(value))
+        if target is not None and name.isprintable():  # the previous state's output, in short
+            return _ENTERED_BY_REFERENCE % (
+                event.details_key,
+                _dumps(name).decode(),
+                target[0],
+                target[1],
+            )
         body: dict[str, Any] = {"input": None, "inputDetails": _NOT_TRUNCATED, "name": name}
         payloads["input"] = value
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flowstate.asl.errors import StatesError
+from flowstate.integrations.connections import ConnectionRegistry
 from flowstate.integrations.functions import (
     FunctionRegistry,
     invoke_function,
@@ -23,6 +24,7 @@ from flowstate.integrations.functions import (
     lambda_function_name,
     unhosted_resource,
 )
+from flowstate.integrations.http import HttpInvoker
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
@@ -64,6 +66,7 @@ class Service:
         functions: FunctionRegistry | None = None,
         settings: ServiceSettings | None = None,
         deploy: Iterable[Path] = (),
+        connections: ConnectionRegistry | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -82,6 +85,7 @@ class Service:
                 retention_days=s.retention_days,
                 task_threads=s.task_threads,
             ),
+            http=HttpInvoker(connections, region=s.region),
         )
         self.catalog = Catalog(store, self.partition, now=clock.now)
         self.executions = Executions(

@@ -296,7 +296,9 @@ def _connection(table: dict[str, Any], where: str, environ: Mapping[str, str]) -
             )
         else:
             hint = difflib.get_close_matches(
-                key, [*_CONNECTION_TEXT, *_CONNECTION_SECRETS, *_CONNECTION_TABLES], n=1
+                key,
+                [*_CONNECTION_TEXT, *_CONNECTION_SECRETS, *_CONNECTION_TABLES, "http_method"],
+                n=1,
             )
             why = f"did you mean {hint[0]!r}?" if hint else "see docs/configuration.md"
             raise ConfigError(f"{where}: unknown key {key!r} ({why})")

@@ -19,6 +19,7 @@ from flowstate.runtime.local import LocalRuntime, result_of, run_definition
 from flowstate.storage import StateMachineRecord, open_store
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowstate"
 CONNECTION_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:connection/Api/0e1c2b3a"
 CONNECTIONS = ConnectionRegistry(
     {
@@ -219,3 +220,42 @@ def test_engine_runs_http_tasks_on_its_loop(http_server: Server) -> None:
         }
     assert {r.method for r in http_server.requests} == {"PUT"}
     assert len(http_server.requests) == 5
+
+
+# --- TestState --------------------------------------------------------------------------------
+
+
+def test_test_state_calls_the_api_and_traces_it(http_server: Server) -> None:
+    from flowstate.service.facade import Service
+
+    state = task(http_server.url + "/echo", Method="POST", RequestBody={"a": 1})
+
+    async def main() -> list[dict[str, Any]]:
+        service = Service(
+            open_store("memory:"), clock=VirtualClock(datetime(2026, 1, 1, tzinfo=UTC)),
+            connections=CONNECTIONS,
+        )  # fmt: skip
+        await service.startup()
+        try:
+            out = []
+            for level, reveal in (("INFO", False), ("TRACE", False), ("TRACE", True)):
+                request = {"definition": json.dumps(state), "input": "{}", "roleArn": ROLE,
+                           "inspectionLevel": level}  # fmt: skip
+                if reveal:
+                    request["revealSecrets"] = True
+                out.append(await service.dispatch("TestState", request))
+            return out
+        finally:
+            await service.shutdown()
+
+    info, trace, revealed = asyncio.run(main())
+    assert info["status"] == "SUCCEEDED" and "inspectionData" not in info
+    assert json.loads(info["output"])["ResponseBody"]["body"] == '{"a":1}'
+    sent = trace["inspectionData"]["request"]
+    assert sent["method"] == "POST" and sent["url"] == http_server.url + "/echo"
+    assert sent["body"] == '{"a":1}'
+    assert json.loads(sent["headers"])["X-Api-Key"] == "****"  # the connection's secret
+    assert json.loads(revealed["inspectionData"]["request"]["headers"])["X-Api-Key"] == "s3cret"
+    got = trace["inspectionData"]["response"]
+    assert (got["statusCode"], got["statusMessage"]) == ("200", "OK")
+    assert json.loads(got["body"])["method"] == "POST"

@@ -40,6 +40,7 @@ __all__ = [
     "build_request",
     "encode_form",
     "forbidden_header",
+    "inspection_data",
     "is_http_resource",
     "parse_http_task",
     "shape_response",
@@ -265,6 +266,9 @@ class HttpRequest:
     url: str
     headers: Pairs
     body: bytes | None
+    # Lower-case names of the headers the connection put in (credentials, its parameters):
+    # TestState hides their values unless revealSecrets is set.
+    secret_headers: frozenset[str] = frozenset()
 
 
 def _root(key: str) -> str:
@@ -299,7 +303,8 @@ def build_request(
     headers.extend(credentials)
     headers.append(("User-Agent", f"Amazon|StepFunctions|HttpInvoke|{region}"))
     headers.append(("Range", RANGE))
-    return HttpRequest(task.method, url, headers, body)
+    secret = {name.lower() for name, _ in (*credentials, *connection.header_parameters)}
+    return HttpRequest(task.method, url, headers, body, frozenset(secret))
 
 
 def _body(task: HttpTask, connection: Connection) -> bytes | None:
@@ -376,9 +381,37 @@ def status_failure(response: Mapping[str, Any]) -> StatesError | None:
     )
 
 
+def inspection_data(
+    request: HttpRequest, response: Mapping[str, Any], *, reveal_secrets: bool = False
+) -> dict[str, Any]:
+    """TestState's TRACE ``request`` and ``response`` (botocore's InspectionDataRequest and
+    InspectionDataResponse: every field a string)."""
+    headers = {
+        name: value if reveal_secrets or name.lower() not in request.secret_headers else "****"
+        for name, value in request.headers
+    }
+    body = response["ResponseBody"]
+    return {
+        "request": {
+            "protocol": urlsplit(request.url).scheme,
+            "method": request.method,
+            "url": request.url,
+            "headers": json.dumps(headers, ensure_ascii=False),
+            "body": (request.body or b"").decode("utf-8", "replace"),
+        },
+        "response": {
+            "protocol": urlsplit(request.url).scheme,
+            "statusCode": str(response["StatusCode"]),
+            "statusMessage": response["StatusText"],
+            "headers": json.dumps(response["Headers"], ensure_ascii=False),
+            "body": body if isinstance(body, str) else json.dumps(body, ensure_ascii=False),
+        },
+    }
+
+
 # --- sending --------------------------------------------------------------------------------
 
-Trace = Callable[[HttpRequest, dict[str, Any] | None], None]
+Trace = Callable[[HttpRequest, dict[str, Any]], None]  # what was sent, what came back
 
 
 class HttpInvoker:
@@ -435,7 +468,6 @@ class HttpInvoker:
         connection: Connection,
         trace: Trace | None,
     ) -> Any:
-        request: HttpRequest | None = None
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 token = await self._token(client, connection)

@@ -8,6 +8,7 @@ on the disk; execution operations are coroutines that answer after the engine's 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,7 +25,12 @@ from flowstate.integrations.functions import (
     lambda_function_name,
     unhosted_resource,
 )
-from flowstate.integrations.http import HttpInvoker
+from flowstate.integrations.http import (
+    HttpInvoker,
+    HttpRequest,
+    inspection_data,
+    is_http_resource,
+)
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
@@ -179,15 +185,30 @@ class StateTester:
 
     async def test_state(self, request: dict[str, Any]) -> dict[str, Any]:
         now = self.engine.clock.now()
-        return await self.engine.read(
+        loop = asyncio.get_running_loop()
+        traced: list[tuple[HttpRequest, dict[str, Any]]] = []
+
+        def invoke(target: str, payload: Any) -> Any:
+            if not is_http_resource(target):
+                return self._invoke(target, payload)
+            # An HTTP Task runs on the engine's loop; this reader thread waits for it.
+            call = self.engine.http.invoke(target, payload, lambda q, r: traced.append((q, r)))
+            return asyncio.run_coroutine_threadsafe(call, loop).result()
+
+        response = await self.engine.read(
             lambda: run_test_state(
                 request,
-                invoke=self._invoke,
+                invoke=invoke,
                 account_id=self.partition.account_id,
                 region=self.partition.region,
                 now=now,
             )
         )
+        if traced and request.get("inspectionLevel") == "TRACE" and "inspectionData" in response:
+            # AWS: TRACE shows the HTTP request and response; revealSecrets the connection's.
+            reveal = bool(request.get("revealSecrets"))
+            response["inspectionData"].update(inspection_data(*traced[-1], reveal_secrets=reveal))
+        return response
 
 
 def deployable_files(paths: Iterable[Path]) -> list[Path]:

@@ -7,7 +7,10 @@ import asyncio
 import json
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conftest import Server
 from flowstate.asl.parse import parse_definition
@@ -259,3 +262,31 @@ def test_test_state_calls_the_api_and_traces_it(http_server: Server) -> None:
     got = trace["inspectionData"]["response"]
     assert (got["statusCode"], got["statusMessage"]) == ("200", "OK")
     assert json.loads(got["body"])["method"] == "POST"
+
+
+# --- flowstate run ----------------------------------------------------------------------------
+
+
+def test_flowstate_run_reads_connections_from_config(
+    http_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from flowstate.cli.main import main
+
+    config = tmp_path / "dev.toml"
+    config.write_text(
+        '[connections.Api]\nauthorization_type = "BASIC"\nusername = "me"\n'
+        'password_env = "API_PASSWORD"\n'
+    )
+    definition = tmp_path / "call.json"
+    definition.write_text(json.dumps(machine(task(http_server.url + "/echo"),
+                                             OutputPath="$.ResponseBody.headers")))  # fmt: skip
+    monkeypatch.setenv("API_PASSWORD", "pw")
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", str(definition), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["authorization"] == "Basic bWU6cHc="  # me:pw
+    monkeypatch.delenv("API_PASSWORD")
+    refused = runner.invoke(main, ["run", str(definition), "--config", str(config)])
+    assert refused.exit_code == 2 and "API_PASSWORD is not set" in refused.output

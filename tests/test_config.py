@@ -410,3 +410,62 @@ def test_docs_table_lists_every_setting_flag_and_variable() -> None:
         assert f"`{flag_name(name)}`" in row
         for var in env_names(name):
             assert f"`{var}`" in row
+
+
+# -- connections (HTTP Tasks) -----------------------------------------------------------------
+
+
+def test_connections_are_tables_with_secrets_from_the_environment(tmp_path: Path) -> None:
+    write_toml(
+        tmp_path,
+        """
+region = "eu-west-1"
+
+[connections.Stripe]
+authorization_type = "api_key"
+api_key_name = "Authorization"
+api_key_value_env = "STRIPE_KEY"
+
+[connections.Stripe.header_parameters]
+"X-Tenant" = "acme"
+"X-Secret" = { env = "TENANT_SECRET" }
+
+[connections.Local]
+authorization_type = "NONE"
+""",
+    )
+    settings = load(tmp_path, STRIPE_KEY="Bearer sk_test", TENANT_SECRET="t")
+    stripe = settings.connections["Stripe"]
+    assert stripe["authorization_type"] == "API_KEY"
+    assert stripe["api_key_value"] == "Bearer sk_test"
+    assert dict(stripe["header_parameters"]) == {"X-Tenant": "acme", "X-Secret": "t"}
+    assert settings.connections["Local"] == {"authorization_type": "NONE"}
+    assert "sk_test" not in repr(settings)
+    assert settings.region == "eu-west-1"  # the other settings are read as before
+    assert "connections" not in settings.sources
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('authorization_type = "DIGEST"', "expected one of: BASIC, API_KEY"),
+        ('authorization_type = "BASIC"\nusername = "u"', "needs password"),
+        ('authorization_type = "BASIC"\nusername = "u"\npassword_env = "UNSET_VAR"', "UNSET_VAR"),
+        ('authorization_type = "BASIC"\nusername = "u"\npassword = "p"\npassword_env = "V"',
+         "not both"),
+        ('authorization_type = "NONE"\nhttp_methd = "POST"', "unknown key 'http_methd'"),
+        ('authorization_type = "NONE"\nheader_parameters = "x"', "table of strings"),
+        ('authorization_type = "OAUTH_CLIENT_CREDENTIALS"\nclient_id = "i"', "needs"),
+    ],
+)  # fmt: skip
+def test_bad_connections_name_the_place(tmp_path: Path, table: str, message: str) -> None:
+    write_toml(tmp_path, f"[connections.Api]\n{table}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        load(tmp_path, V="v")
+    assert "flowstate.toml: connections.Api" in str(raised.value)
+
+
+def test_connections_must_be_tables(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'connections = "x"\n')
+    with pytest.raises(ConfigError, match="connections"):
+        load(tmp_path)

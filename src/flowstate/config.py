@@ -30,6 +30,10 @@ __all__ = [
     "load_settings",
 ]
 
+# AWS EventBridge's connection authorization types, plus flowstate's NONE (a local endpoint
+# that wants no credentials; AWS has no such type).
+AUTHORIZATION_TYPES = ("BASIC", "API_KEY", "OAUTH_CLIENT_CREDENTIALS", "NONE")
+
 ENV_PREFIX = "FLOWSTATE_"
 CONFIG_ENV = "FLOWSTATE_CONFIG"
 CONFIG_FILE_NAME = "flowstate.toml"
@@ -77,11 +81,18 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     task_threads: int = 32
+    # [connections.NAME] tables of flowstate.toml, checked and with every ``*_env`` reference
+    # replaced by its variable's value: name -> fields (see docs/configuration.md).
+    connections: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     # Where each value came from: "default", "--port", "FLOWSTATE_PORT", or the config file.
     sources: Mapping[str, str] = field(default_factory=_default_sources, compare=False, repr=False)
 
 
-SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "sources")
+SETTING_NAMES: tuple[str, ...] = tuple(
+    f.name for f in fields(Settings) if f.name not in ("sources", "connections")
+)
 
 
 def flag_name(name: str) -> str:
@@ -199,6 +210,107 @@ def _toml_text(value: object) -> str:
     return str(value)
 
 
+# -- connections ------------------------------------------------------------------------------
+
+# Field -> what it must be. A secret may be given as ``<field>_env = "VARIABLE"`` instead, so
+# that no credential has to sit in a file under version control.
+_CONNECTION_TEXT = ("username", "api_key_name", "client_id", "authorization_endpoint")
+_CONNECTION_SECRETS = ("password", "api_key_value", "client_secret")
+_CONNECTION_TABLES = (
+    "header_parameters",
+    "query_string_parameters",
+    "body_parameters",
+    "oauth_header_parameters",
+    "oauth_query_string_parameters",
+    "oauth_body_parameters",
+)
+_CONNECTION_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "BASIC": ("username", "password"),
+    "API_KEY": ("api_key_name", "api_key_value"),
+    "OAUTH_CLIENT_CREDENTIALS": ("authorization_endpoint", "client_id", "client_secret"),
+    "NONE": (),
+}
+_CONNECTION_NAME = re.compile(r"[\.\-_A-Za-z0-9]{1,64}")  # EventBridge's connection names
+
+
+def _secret(where: str, key: str, raw: object, environ: Mapping[str, str], *, env_key: bool) -> str:
+    """A string value, or the value of the variable a ``*_env`` key (or ``{env = ...}``) names."""
+    if env_key or isinstance(raw, dict):
+        var = raw.get("env") if isinstance(raw, dict) else raw
+        if isinstance(raw, dict) and set(raw) != {"env"}:
+            raise ConfigError(f'{where}.{key}: expected a string or {{ env = "VARIABLE" }}')
+        if not isinstance(var, str) or not var.strip():
+            raise ConfigError(f"{where}.{key}: expected the name of an environment variable")
+        value = environ.get(var.strip(), "")
+        if not value:
+            raise ConfigError(f"{where}.{key}: the environment variable {var} is not set")
+        return value
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where}.{key}: expected a string")
+    return raw
+
+
+def _connections(
+    raw: object, label: str, environ: Mapping[str, str]
+) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: connections: expected tables [connections.NAME]")
+    out: dict[str, Mapping[str, Any]] = {}
+    for name, table in raw.items():
+        where = f"{label}: connections.{name}"
+        if not _CONNECTION_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: a connection name has 1-64 of A-Z a-z 0-9 . - _")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table")
+        out[name] = MappingProxyType(_connection(table, where, environ))
+    return out
+
+
+def _connection(table: dict[str, Any], where: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    kind = table.get("authorization_type")
+    if not isinstance(kind, str) or kind.upper() not in AUTHORIZATION_TYPES:
+        raise ConfigError(
+            f"{where}.authorization_type: expected one of: " + ", ".join(AUTHORIZATION_TYPES)
+        )
+    fields_: dict[str, Any] = {"authorization_type": kind.upper()}
+    for key, value in table.items():
+        if key == "authorization_type":
+            continue
+        base = key.removesuffix("_env")
+        if base in _CONNECTION_SECRETS or base in _CONNECTION_TEXT:
+            if base in fields_:
+                raise ConfigError(f"{where}: give {base} or {base}_env, not both")
+            fields_[base] = _secret(where, key, value, environ, env_key=key != base)
+        elif key == "http_method":
+            if not isinstance(value, str) or value.upper() not in ("GET", "POST", "PUT"):
+                raise ConfigError(f"{where}.http_method: expected GET, POST or PUT")
+            fields_[key] = value.upper()
+        elif key in _CONNECTION_TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table of strings")
+            fields_[key] = MappingProxyType(
+                {
+                    k: _secret(f"{where}.{key}", k, v, environ, env_key=False)
+                    for k, v in value.items()
+                }
+            )
+        else:
+            hint = difflib.get_close_matches(
+                key,
+                [*_CONNECTION_TEXT, *_CONNECTION_SECRETS, *_CONNECTION_TABLES, "http_method"],
+                n=1,
+            )
+            why = f"did you mean {hint[0]!r}?" if hint else "see docs/configuration.md"
+            raise ConfigError(f"{where}: unknown key {key!r} ({why})")
+    missing = [k for k in _CONNECTION_REQUIRED[fields_["authorization_type"]] if k not in fields_]
+    if missing:
+        raise ConfigError(
+            f"{where}: authorization_type {fields_['authorization_type']} needs "
+            + ", ".join(missing)
+        )
+    return fields_
+
+
 # -- the three sources -----------------------------------------------------------------------
 
 _Layer = dict[str, tuple[object, str]]  # setting -> (value, source label)
@@ -235,7 +347,9 @@ def _from_environment(environ: Mapping[str, str]) -> _Layer:
     return layer
 
 
-def _from_file(path: Path, label: str) -> _Layer:
+def _from_file(
+    path: Path, label: str, environ: Mapping[str, str]
+) -> tuple[_Layer, dict[str, Mapping[str, Any]]]:
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -244,7 +358,11 @@ def _from_file(path: Path, label: str) -> _Layer:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{label}: invalid TOML: {exc}") from None
     layer: _Layer = {}
+    connections: dict[str, Mapping[str, Any]] = {}
     for key, raw in data.items():
+        if key == "connections":
+            connections = _connections(raw, label, environ)
+            continue
         if key not in _CONVERT:
             hint = difflib.get_close_matches(key, SETTING_NAMES, n=1)
             if isinstance(raw, dict):
@@ -256,7 +374,7 @@ def _from_file(path: Path, label: str) -> _Layer:
             layer[key] = (_CONVERT[key](raw, False), label)
         except _Invalid as exc:
             raise ConfigError(f"{label}: {key} = {_toml_text(raw)}: {exc}") from None
-    return layer
+    return layer, connections
 
 
 def _config_file(
@@ -294,8 +412,9 @@ def load_settings(
     env = os.environ if environ is None else environ
     base = Path.cwd() if cwd is None else cwd
     found = _config_file(config_path, env, base)
+    from_file, connections = _from_file(*found, env) if found else ({}, {})
     layers = [
-        _from_file(*found) if found else {},
+        from_file,
         _from_environment(env),
         _from_flags(flags or {}),
     ]
@@ -305,4 +424,8 @@ def load_settings(
     values = {name: value for name, (value, _) in merged.items()}
     sources = dict.fromkeys(SETTING_NAMES, "default")
     sources.update({name: label for name, (_, label) in merged.items()})
-    return Settings(**values, sources=MappingProxyType(sources))  # type: ignore[arg-type]
+    return Settings(
+        **values,  # type: ignore[arg-type]
+        connections=MappingProxyType(connections),
+        sources=MappingProxyType(sources),
+    )

@@ -88,6 +88,12 @@ def main() -> None:
 )
 @click.option("--name", "execution_name", help="Execution name (default: a UUID).")
 @click.option("--history", is_flag=True, help="Print status, output/error and the history.")
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    help="A flowstate.toml whose [connections.NAME] serve HTTP Tasks [default: ./flowstate.toml].",
+)
 def run(
     definition: str,
     input_value: str | None,
@@ -96,13 +102,21 @@ def run(
     functions: tuple[str, ...],
     execution_name: str | None,
     history: bool,
+    config_path: str | None,
 ) -> None:
     """Run DEFINITION once and print its output."""
+    from flowstate.config import ConfigError, load_settings
+    from flowstate.integrations.connections import ConnectionRegistry
     from flowstate.runtime.local import run_definition
 
     text = _read_definition(definition)
     input_json = _read_input(input_value)
     registry = _load_functions(functions)
+    try:
+        # Only the connections of HTTP Tasks are taken from the settings.
+        settings = load_settings(config_path=config_path)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
     try:
         result = run_definition(
             text,
@@ -112,6 +126,7 @@ def run(
             state_machine_type=machine_type.upper(),
             clock=clock,
             functions=registry,
+            connections=ConnectionRegistry.from_config(settings.connections),
         )
     except DefinitionError as exc:
         click.echo(f"InvalidDefinition: {exc.message}", err=True)

@@ -67,6 +67,7 @@ def serve(config_path: str | None, **flags: Any) -> None:
 
 def build_service(settings: Settings) -> Any:
     from flowstate.cli.functions import load_functions
+    from flowstate.integrations.connections import ConnectionRegistry
     from flowstate.integrations.functions import FunctionRegistry
     from flowstate.runtime.clock import make_clock
     from flowstate.service.facade import Service, ServiceSettings
@@ -101,6 +102,7 @@ def build_service(settings: Settings) -> Any:
             task_threads=settings.task_threads,
         ),
         deploy=[Path(p) for p in settings.deploy],
+        connections=ConnectionRegistry.from_config(settings.connections),
     )
 
 

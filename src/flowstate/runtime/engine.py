@@ -38,6 +38,7 @@ from flowstate.integrations.functions import (
     prepare_lambda_call,
     unhosted_resource,
 )
+from flowstate.integrations.http import HttpInvoker, is_http_resource
 from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER
 from flowstate.interpreter.messages import (
     CancelTask,
@@ -167,11 +168,13 @@ class Engine:
         clock: Clock,
         functions: FunctionRegistry | None = None,
         settings: EngineSettings | None = None,
+        http: HttpInvoker | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.functions = functions or FunctionRegistry()
         self.settings = settings or EngineSettings()
+        self.http = http or HttpInvoker(region=self.settings.region)
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
         self._work: OrderedDict[str, list[Event | _Start]] = OrderedDict()
         self._ticking: set[str] = set()  # in a tick being prepared or committed
@@ -224,6 +227,7 @@ class Engine:
                 if not future.done():
                     future.set_exception(EngineClosed("flowstate is shutting down"))
         self._task_pool.shutdown(wait=False, cancel_futures=True)
+        await self.http.aclose()
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
 
@@ -558,7 +562,9 @@ class Engine:
                 else:
                     commands.append(command)
             elif isinstance(command, ScheduleTask):
-                if not is_lambda_resource(command.resource):
+                if not is_lambda_resource(command.resource) and not is_http_resource(
+                    command.resource
+                ):
                     # Nothing to call: the failure is decided now, in this same tick.
                     failure = unhosted_resource(command.resource)
                     pending.extend(
@@ -666,6 +672,11 @@ class Engine:
             live.inflight = max(0, live.inflight - 1)
             self._enqueue(arn, event)
 
+        if is_http_resource(command.resource):  # a coroutine on this loop, as async handlers
+            self._start_call(
+                self.http.invoke(command.resource, command.parameters), command.task_id, finished
+            )
+            return
         try:
             call = prepare_lambda_call(
                 command.resource,
@@ -680,11 +691,7 @@ class Engine:
             return
         loop = asyncio.get_running_loop()
         if call.is_async:
-            task = asyncio.ensure_future(
-                self._await_call(call.run_async(), command.task_id, finished)
-            )
-            self._calls.add(task)
-            task.add_done_callback(self._calls.discard)
+            self._start_call(call.run_async(), command.task_id, finished)
             return
 
         def run() -> Event:
@@ -701,6 +708,13 @@ class Engine:
             self._inflight -= 1
             return
         future.add_done_callback(lambda f: None if f.cancelled() else finished(f.result()))
+
+    def _start_call(
+        self, call: Awaitable[Any], task_id: str, finished: Callable[[Event], None]
+    ) -> None:
+        task = asyncio.ensure_future(self._await_call(call, task_id, finished))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
 
     async def _await_call(
         self, call: Awaitable[Any], task_id: str, finished: Callable[[Event], None]

@@ -21,12 +21,14 @@ from typing import Any
 from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
+from flowstate.integrations.connections import ConnectionRegistry
 from flowstate.integrations.functions import (
     FunctionRegistry,
     is_lambda_resource,
     prepare_lambda_call,
     unhosted_resource,
 )
+from flowstate.integrations.http import HttpInvoker, is_http_resource
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.history import dump_json, render_events
 from flowstate.interpreter.messages import (
@@ -133,6 +135,8 @@ class LocalRuntime:
         account_id: str = DEFAULT_ACCOUNT,
         region: str = DEFAULT_REGION,
         record_history: bool = True,
+        connections: ConnectionRegistry | None = None,
+        http: HttpInvoker | None = None,
     ) -> None:
         self.clock = make_clock(clock) if isinstance(clock, str) else clock
         if isinstance(functions, FunctionRegistry):
@@ -142,6 +146,8 @@ class LocalRuntime:
         self.account_id = account_id
         self.region = region
         self.record_history = record_history
+        # Each call runs on a loop of its own (asyncio.run): no client outlives its loop.
+        self.http = http or HttpInvoker(connections, region=region, reuse_client=False)
         self._events: deque[tuple[Execution, Event]] = deque()
         self._timers = _TimerHeap()
 
@@ -223,6 +229,11 @@ class LocalRuntime:
         task_id = command.task_id
         resource = command.resource
         try:
+            if is_http_resource(resource):
+                events.append((execution, TaskStarted(task_id)))
+                result = asyncio.run(self.http.invoke(resource, command.parameters))
+                events.append((execution, TaskSucceeded(task_id, result)))
+                return
             if not is_lambda_resource(resource):
                 raise unhosted_resource(resource)
             events.append((execution, TaskStarted(task_id)))
@@ -282,13 +293,20 @@ def run_definition(
     functions: FunctionRegistry | Mapping[str, Callable[[Any, Any], Any]] | None = None,
     role_arn: str | None = None,
     synchronous: bool = False,
+    connections: ConnectionRegistry | None = None,
 ) -> ExecutionResult:
     """Parse ``definition``, run one execution on ``input_json`` to its end, return the result.
 
     An invalid definition raises ``DefinitionError`` (AWS ``InvalidDefinition``).
     """
     machine = parse_definition(definition, state_machine_type=state_machine_type)
-    runtime = LocalRuntime(clock=clock, functions=functions, account_id=account_id, region=region)
+    runtime = LocalRuntime(
+        clock=clock,
+        functions=functions,
+        account_id=account_id,
+        region=region,
+        connections=connections,
+    )
     execution = runtime.start(
         machine,
         parse_execution_input(input_json),

@@ -8,6 +8,7 @@ on the disk; execution operations are coroutines that answer after the engine's 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -16,12 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from flowstate.asl.errors import StatesError
+from flowstate.integrations.connections import ConnectionRegistry
 from flowstate.integrations.functions import (
     FunctionRegistry,
     invoke_function,
     is_lambda_resource,
     lambda_function_name,
     unhosted_resource,
+)
+from flowstate.integrations.http import (
+    HttpInvoker,
+    HttpRequest,
+    inspection_data,
+    is_http_resource,
 )
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
@@ -64,6 +72,7 @@ class Service:
         functions: FunctionRegistry | None = None,
         settings: ServiceSettings | None = None,
         deploy: Iterable[Path] = (),
+        connections: ConnectionRegistry | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -82,6 +91,7 @@ class Service:
                 retention_days=s.retention_days,
                 task_threads=s.task_threads,
             ),
+            http=HttpInvoker(connections, region=s.region),
         )
         self.catalog = Catalog(store, self.partition, now=clock.now)
         self.executions = Executions(
@@ -175,15 +185,30 @@ class StateTester:
 
     async def test_state(self, request: dict[str, Any]) -> dict[str, Any]:
         now = self.engine.clock.now()
-        return await self.engine.read(
+        loop = asyncio.get_running_loop()
+        traced: list[tuple[HttpRequest, dict[str, Any]]] = []
+
+        def invoke(target: str, payload: Any) -> Any:
+            if not is_http_resource(target):
+                return self._invoke(target, payload)
+            # An HTTP Task runs on the engine's loop; this reader thread waits for it.
+            call = self.engine.http.invoke(target, payload, lambda q, r: traced.append((q, r)))
+            return asyncio.run_coroutine_threadsafe(call, loop).result()
+
+        response = await self.engine.read(
             lambda: run_test_state(
                 request,
-                invoke=self._invoke,
+                invoke=invoke,
                 account_id=self.partition.account_id,
                 region=self.partition.region,
                 now=now,
             )
         )
+        if traced and request.get("inspectionLevel") == "TRACE" and "inspectionData" in response:
+            # AWS: TRACE shows the HTTP request and response; revealSecrets the connection's.
+            reveal = bool(request.get("revealSecrets"))
+            response["inspectionData"].update(inspection_data(*traced[-1], reveal_secrets=reveal))
+        return response
 
 
 def deployable_files(paths: Iterable[Path]) -> list[Path]:

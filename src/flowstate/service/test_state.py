@@ -17,9 +17,9 @@ flow as JSON text (``input``, ``afterInputPath``, ``afterParameters`` or ``after
 ``result``, ``afterResultSelector``, ``afterResultPath``; for a Map ``afterItemsPath``,
 ``afterItemSelector``, ``maxConcurrency``, ``toleratedFailureCount``/``Percentage``),
 ``errorDetails`` (``retryIndex``, ``retryBackoffIntervalSeconds``, ``catchIndex``) and
-``variables`` (the request's variables plus those the state assigned). TRACE would add the HTTP
-``request``/``response`` of an HTTP Task: flowstate has no HTTP tasks yet, so TRACE reports what
-DEBUG does.
+``variables`` (the request's variables plus those the state assigned). TRACE adds the HTTP
+``request``/``response`` of an HTTP Task (the service's ``StateTester`` adds them: the call runs
+on the engine's loop); ``revealSecrets`` shows the values of the headers the connection put in.
 
 ``mock`` gives a Task, Map or Parallel state its ``result`` (JSON text; for service
 integrations checked against the AWS API's output shape from botocore as ``fieldValidationMode``
@@ -33,7 +33,7 @@ resource with ``States.Runtime`` (flowstate does not host it), both through Retr
 
 Supported: Pass, Task, Choice, Wait, Succeed, Fail (JSONPath and JSONata); Map and Parallel only
 with a mock (AWS: ``InvalidDefinition`` without one); activity, ``.sync`` and
-``.waitForTaskToken`` tasks only with a mock. ``revealSecrets`` changes nothing (no HTTP tasks).
+``.waitForTaskToken`` tasks only with a mock.
 Not done: ``afterItemBatcher``; items read by an ItemReader (``mapItemReaderData`` only counts
 them); ``errorCausedByState`` is accepted and not checked.
 

@@ -80,8 +80,11 @@ def _encode(event: HistoryEvent, written: dict[int, list[Any]], texts: dict[int,
             if isinstance(value, Payload):
                 body[key] = None  # keeps the member's place
                 payloads[key] = value.value
-            elif isinstance(value, dict):
-                body[key] = render_payloads(value, texts)  # nested: strings, as AWS shows
+            elif type(value) is dict:
+                if value == _NOT_TRUNCATED:  # ``*Details``: nothing to render
+                    body[key] = value
+                else:  # nested payloads (assigned variables): strings, as AWS shows them
+                    body[key] = render_payloads(value, texts)
             else:
                 body[key] = value
     raw: list[str] = []

@@ -22,7 +22,13 @@ from flowstate.asl.errors import DefinitionError
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.functions import FunctionRegistry, lambda_function_name
 from flowstate.runtime.clock import VirtualClock
-from flowstate.runtime.local import ExecutionResult, LocalRuntime, run_definition
+from flowstate.runtime.local import (
+    ExecutionResult,
+    InvalidExecutionInput,
+    LocalRuntime,
+    parse_execution_input,
+    run_definition,
+)
 
 ACCOUNT = "123456789012"
 FN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:"
@@ -372,3 +378,9 @@ def test_input_nested_beyond_the_parser_is_refused_as_invalid_input() -> None:
     definition = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}'
     with pytest.raises(InvalidExecutionInput, match="nested too deeply"):
         run_definition(definition, "[" * 5000 + "]" * 5000)
+
+
+@pytest.mark.parametrize("text", ['{"x": NaN}', '{"x": -Infinity}', "[1e400]"])
+def test_execution_input_outside_json_numbers_is_refused(text: str) -> None:
+    with pytest.raises(InvalidExecutionInput, match="Invalid execution input"):
+        parse_execution_input(text)

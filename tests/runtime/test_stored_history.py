@@ -146,3 +146,13 @@ def test_text_orjson_refuses_falls_back_to_the_plain_form() -> None:
     assert RAW not in json.loads(entered.details or "")
     decoded = decode_events(records, lambda ids: [r for r in records if r.id in ids])
     assert decoded == expected(events)
+
+
+def test_a_page_whose_referenced_event_is_gone_reads_the_payload_as_empty() -> None:
+    events = run({"items": [], "doc": "w"})
+    records = encode_events(events)
+    late = [r for r in records if r.type == "TaskStateEntered"]
+    assert REF in json.loads(late[0].details or "")
+    decoded = decode_events(late, lambda ids: [])  # expired between the two reads
+    body = next(v for k, v in decoded[0].items() if k.endswith("EventDetails"))
+    assert body["input"] == ""

@@ -35,6 +35,7 @@ from flowstate.interpreter.messages import (
     Command,
     Event,
     MapRunUpdated,
+    RuntimeFailure,
     StartTimer,
     StopRequested,
     TaskFailed,
@@ -208,6 +209,9 @@ class Execution:
             self._on_timer(event.timer_id)
         elif isinstance(event, StopRequested):
             self._abort(event.error, event.cause)
+            return self._take_commands()
+        elif isinstance(event, RuntimeFailure):
+            self._fail_execution(event.error, event.cause)
             return self._take_commands()
         elif isinstance(event, MapRunUpdated):
             fanout.update_map_run(self, event)

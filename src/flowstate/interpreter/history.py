@@ -40,8 +40,8 @@ def dump_json(value: Any) -> str:
     orjson writes it (this is on every durable commit's path). What orjson refuses (integers
     beyond 64 bits, subclasses, non-JSON types) and non-finite floats, which it would write
     as ``null``, go to the stdlib encoder, which renders the first and refuses the others.
-    One difference remains: small exponents are written ``1e-7`` where the stdlib writes
-    ``1e-07`` (JavaScript's form)."""
+    One difference remains, in small numbers: ``1e-7`` where the stdlib writes ``1e-07``,
+    and ``0.00001`` where it writes ``1e-05`` (JavaScript's forms)."""
     try:
         text = _orjson_dumps(value, option=_ORJSON_STRICT)
     except TypeError:
@@ -56,7 +56,7 @@ def _has_non_finite(value: Any) -> bool:
         return value != value or value in (float("inf"), float("-inf"))
     if isinstance(value, dict):
         return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return any(_has_non_finite(v) for v in value)
     return False
 

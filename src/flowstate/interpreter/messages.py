@@ -17,6 +17,7 @@ __all__ = [
     "Event",
     "MapRunUpdated",
     "RecordMapRun",
+    "RuntimeFailure",
     "ScheduleTask",
     "StartTimer",
     "StopRequested",
@@ -66,6 +67,15 @@ class StopRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class RuntimeFailure:
+    """The runtime could not carry the execution on (an internal error): it fails, as AWS
+    fails an execution with ``States.Runtime``, instead of staying RUNNING forever."""
+
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
 class MapRunUpdated:
     """UpdateMapRun: new limits for a running Distributed Map's run; ``None`` keeps one."""
 
@@ -82,6 +92,7 @@ Event = (
     | TaskHeartbeat
     | TimerFired
     | StopRequested
+    | RuntimeFailure
     | MapRunUpdated
 )
 

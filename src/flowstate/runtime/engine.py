@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -47,6 +47,7 @@ from flowstate.interpreter.messages import (
     Event,
     MapRunUpdated,
     RecordMapRun,
+    RuntimeFailure,
     ScheduleTask,
     StartTimer,
     StopRequested,
@@ -151,10 +152,13 @@ _Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
 class _Tick:
     """One tick between its preparation and its commit."""
 
-    __slots__ = ("applied", "batch", "deltas", "orphans")
+    __slots__ = ("applied", "batch", "deltas", "orphans", "waiters")
 
     def __init__(self, batch: dict[str, list[Event | _Start]]) -> None:
         self.batch = batch
+        # The callers to answer once this tick lands: taken with the work, so a call whose
+        # event arrives meanwhile waits for the tick that carries its event.
+        self.waiters: dict[str, list[asyncio.Future[Any]]] = {}
         self.deltas: list[ExecutionDelta] = []
         self.applied: list[_Applied] = []
         self.orphans: dict[str, list[str]] = {}  # timers of executions that are gone
@@ -339,8 +343,10 @@ class Engine:
             raise EngineClosed("flowstate is shutting down and takes no redrives")
         if arn in self._live:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
+        while arn in self._ticking or arn in self._work:  # stale work: let it be dropped
+            await asyncio.sleep(0.001)
         live = await self._read(self._load_stopped, arn)
-        if arn in self._live:  # another redrive got there while the row was read
+        if arn in self._live or arn in self._ticking or arn in self._work:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
         future: asyncio.Future[ExecutionRecord] = asyncio.get_running_loop().create_future()
         self._live[arn] = live
@@ -441,25 +447,39 @@ class Engine:
     async def _prepare(self, arns: list[str]) -> _Tick:
         """Step the executions of ``arns`` through this tick's work; nothing is written yet."""
         batch = {arn: self._work.pop(arn) for arn in arns}
-        missing = [arn for arn in arns if arn not in self._live]
+        tick = _Tick(batch)
+        for arn in arns:
+            waiters = self._waiters.pop(arn, None)
+            if waiters:
+                tick.waiters[arn] = waiters
+        lives = {arn: self._live.get(arn) for arn in arns}
+        missing = [arn for arn, live in lives.items() if live is None]
         if missing:
             for loaded in await self._read(self._load_many, missing):
-                self._live[loaded.arn] = loaded
+                if loaded.arn not in self._live:  # (not one a redrive has put there since)
+                    self._live[loaded.arn] = lives[loaded.arn] = loaded
         now = self.clock.now()
-        tick = _Tick(batch)
         for arn, items in batch.items():
-            live = self._live.get(arn)
+            live = lives[arn]
             if live is None:
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
                     tick.orphans[arn] = fired
-                for future in self._waiters.pop(arn, ()):  # nothing to change: answer now
+                for item in items:  # (a start never comes without its live: defensive)
+                    if isinstance(item, _Start) and not item.future.done():
+                        item.future.set_exception(NotRedrivable("the execution is gone"))
+                for future in tick.waiters.pop(arn, ()):  # nothing to change: answer now
                     if not future.done():
                         future.set_result(None)
                 continue
             changes = TickChanges()
-            commands = self._apply(live, items, changes, now)
-            delta = build_delta(live, changes, now)
+            try:
+                commands = self._apply(live, items, changes, now)
+                delta = build_delta(live, changes, now)
+            except Exception as error:
+                log.exception("flowstate: execution %s could not take its next step", arn)
+                self._step_failed(tick, live, items, error)
+                continue
             if delta is not None:
                 tick.deltas.append(delta)
             tick.applied.append((live, changes, commands, delta))
@@ -487,7 +507,7 @@ class Engine:
                 )
             except Exception as error:
                 self._ticking.difference_update(batch)
-                self._commit_failed(batch, applied, error)
+                self._commit_failed(tick, error)
                 return
             self.commits += 1
         timers_changed = False
@@ -496,7 +516,7 @@ class Engine:
                 live.record = delta.execution
             after_commit(live, changes)
             timers_changed |= bool(changes.timers_added or changes.timers_removed)
-            self._after_tick(live, batch[live.arn], commands)
+            self._after_tick(live, batch[live.arn], commands, tick.waiters.pop(live.arn, ()))
         for arn, ids in orphans.items():
             for timer_id in ids:
                 self._firing.discard((arn, timer_id))
@@ -586,14 +606,20 @@ class Engine:
         for item_task_id in [t for t in live.tasks if t not in execution._tasks]:
             changes.tasks_removed.add(item_task_id)
 
-    def _after_tick(self, live: Live, items: list[Event | _Start], commands: list[Command]) -> None:
+    def _after_tick(
+        self,
+        live: Live,
+        items: list[Event | _Start],
+        commands: list[Command],
+        waiters: Iterable[asyncio.Future[Any]],
+    ) -> None:
         arn = live.arn
         for item in items:
             if isinstance(item, _Start) and not item.future.done():
                 item.future.set_result(live.record)
             elif isinstance(item, TimerFired):
                 self._firing.discard((arn, item.timer_id))
-        for future in self._waiters.pop(arn, ()):
+        for future in waiters:
             if not future.done():
                 future.set_result(None)
         for command in commands:
@@ -634,28 +660,59 @@ class Engine:
         for arn in victims:
             del self._live[arn]
 
-    def _commit_failed(
-        self,
-        batch: dict[str, list[Event | _Start]],
-        applied: list[_Applied],
-        error: Exception,
-    ) -> None:
+    def _commit_failed(self, tick: _Tick, error: Exception) -> None:
         """Nothing landed: forget the in-memory steps and fail the callers; the store's state
-        is the truth, and the events are retried against it."""
+        is the truth, and the events are replayed against it, ahead of what came since."""
         log.error("flowstate commit failed, nothing written: %s", error)
-        for live, _, _, _ in applied:
-            self._live.pop(live.arn, None)
-            for item in batch[live.arn]:
+        for live, _, _, _ in tick.applied:
+            arn = live.arn
+            self._live.pop(arn, None)
+            replay: list[Event | _Start] = []
+            for item in tick.batch[arn]:
                 if isinstance(item, _Start):
                     if not item.future.done():
                         item.future.set_exception(error)
                 elif live.durable and not live.is_new:
-                    self._enqueue(live.arn, item)  # replayed on the stored state
-            for future in self._waiters.pop(live.arn, ()):
+                    replay.append(item)
+                elif isinstance(item, TimerFired):
+                    self._firing.discard((arn, item.timer_id))
+            if replay:
+                self._work[arn] = replay + self._work.get(arn, [])
+                self._wake.set()
+            for future in tick.waiters.pop(arn, ()):
                 if not future.done():
                     future.set_exception(
                         StorageError(f"the change could not be committed: {error}")
                     )
+        for arn, ids in tick.orphans.items():
+            for timer_id in ids:
+                self._firing.discard((arn, timer_id))
+
+    def _step_failed(
+        self, tick: _Tick, live: Live, items: list[Event | _Start], error: Exception
+    ) -> None:
+        """Stepping ``live`` raised (a flowstate bug, or data the interpreter could not
+        handle). Its in-memory state is dropped; a stored execution is failed with
+        ``States.Runtime`` on its stored state (next tick) rather than left RUNNING forever,
+        and the callers of this tick get the error."""
+        arn = live.arn
+        self._live.pop(arn, None)
+        cause = f"flowstate could not continue the execution: {type(error).__name__}: {error}"
+        for item in items:
+            if isinstance(item, _Start) and not item.future.done():
+                item.future.set_exception(error)
+            elif isinstance(item, TimerFired):
+                self._firing.discard((arn, item.timer_id))
+        for future in tick.waiters.pop(arn, ()):
+            if not future.done():
+                future.set_exception(error)
+        already_failing = any(isinstance(item, RuntimeFailure) for item in items)
+        if live.durable and not live.is_new and not already_failing:
+            self._enqueue(arn, RuntimeFailure(errors.RUNTIME, cause))
+            return
+        for future in self._stop_waiters.pop(arn, ()):  # never stored: it ends here
+            if not future.done():
+                future.set_exception(error)
 
     # --- tasks ---------------------------------------------------------------------------
 

@@ -268,10 +268,22 @@ class InvalidExecutionInput(ValueError):
     """The execution input is not a JSON text (AWS ``InvalidExecutionInput``)."""
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text} is too large")
+    return value
+
+
 def parse_execution_input(text: str) -> Any:
-    """The input of StartExecution: JSON text, refused as AWS refuses it otherwise."""
+    """The input of StartExecution: JSON text, refused as AWS refuses it otherwise (also
+    ``NaN``, ``Infinity`` and numbers too large for a double, which JSON does not have)."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite_float)
     except RecursionError:
         raise InvalidExecutionInput(
             "Invalid execution input: the JSON is nested too deeply"

@@ -146,7 +146,9 @@ def decode_events(
     def raw_text(event_id: int, key: str) -> str:
         text = texts.get((event_id, key))
         if text is None:
-            document = documents.get(event_id) or extra[event_id]
+            document = documents.get(event_id) or extra.get(event_id)
+            if document is None:  # gone meanwhile (the execution expired): as truncated
+                return ""
             body = next(v for k, v in document.items() if not k.startswith("~"))
             text = texts[(event_id, key)] = dump_json(body[key])
         return text

@@ -1,0 +1,154 @@
+"""The pipelined loop: callers answered only after their own change lands, and an execution
+the interpreter cannot step is failed (``States.Runtime``), never lost nor left hanging."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from test_engine import ACCOUNT, REGION, T0, deploy, request
+
+from flowstate.integrations.functions import FunctionRegistry
+from flowstate.runtime.clock import VirtualClock
+from flowstate.runtime.engine import Engine, EngineSettings
+from flowstate.storage import ExecutionDelta, Store, open_store
+
+CHARGE = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:charge"
+TASK_THEN_WAIT = {
+    "StartAt": "Charge",
+    "States": {
+        "Charge": {"Type": "Task", "Resource": CHARGE, "Next": "Hold"},
+        "Hold": {"Type": "Wait", "Seconds": 3600, "End": True},
+    },
+}
+
+
+class GatedStore:
+    """A store whose commits wait while the gate is closed (a slow disk, on purpose)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def commit(self, batch: Sequence[ExecutionDelta]) -> None:
+        self.entered.set()
+        self.gate.wait()
+        self.store.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_stop_that_arrives_during_a_commit_is_answered_after_its_own_commit() -> None:
+    async def main() -> None:
+        store = GatedStore(open_store("memory:"))
+        text = deploy(store.store, TASK_THEN_WAIT)
+        release = asyncio.Event()
+
+        async def charge(event: Any, context: Any) -> Any:
+            await release.wait()
+            return {"paid": True}
+
+        engine = Engine(
+            store,  # type: ignore[arg-type]
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"charge": charge}),
+            settings=EngineSettings(),
+        )
+        await engine.start()
+        start = request(text, 1)
+        await engine.start_execution(start)
+        store.gate.clear()
+        store.entered.clear()
+        release.set()  # the task's result: a tick whose commit is held
+        await asyncio.get_running_loop().run_in_executor(None, store.entered.wait)
+        stop = asyncio.create_task(engine.stop_execution(start.arn, "Halt", "by test"))
+        await asyncio.sleep(0.02)
+        assert not stop.done()
+        store.gate.set()
+        await stop
+        row = store.get_execution(start.arn)
+        assert row is not None and (row.status, row.error) == ("ABORTED", "Halt")
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_an_execution_the_interpreter_cannot_step_fails_with_states_runtime(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store = open_store(str(tmp_path / "f.db"))
+        text = deploy(store, TASK_THEN_WAIT)
+
+        calls: list[int] = []
+
+        def charge(event: Any, context: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                return {"odd": "\ud800"}  # a lone surrogate: no UTF-8 for it
+            return {"paid": True}
+
+        engine = Engine(
+            store, clock=VirtualClock(T0), functions=FunctionRegistry({"charge": charge})
+        )
+        await engine.start()
+        bad, good = request(text, 1), request(text, 2)
+        await engine.start_execution(bad)
+        await asyncio.wait_for(engine.wait_stopped(bad.arn), 10)
+        row = store.get_execution(bad.arn)
+        assert row is not None and row.status == "FAILED"
+        assert row.error == "States.Runtime"
+        assert "UnicodeEncodeError" in (row.cause or "")
+        events = store.get_history(bad.arn, 1000).items
+        assert [e.id for e in events] == list(range(1, len(events) + 1))
+        assert events[-1].type == "ExecutionFailed"
+        # The engine carries on with other executions.
+        await engine.start_execution(good)
+        await engine.until_idle()
+        types = [e.type for e in store.get_history(good.arn, 1000).items]
+        assert types[-1] == "WaitStateEntered" and "LambdaFunctionSucceeded" in types
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_a_redrive_waits_for_stale_work_on_the_same_execution() -> None:
+    async def main() -> None:
+        store = open_store("memory:")
+        fail = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "c"}}}
+        text = deploy(store, fail)
+        engine = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))
+        await engine.start()
+        start = request(text, 1)
+        await engine.start_execution(start)
+        await engine.wait_stopped(start.arn)
+        loading = threading.Event()
+        real = engine._load_many
+
+        def slow_load(arns: list[str]) -> Any:
+            loading.wait(5)
+            return real(arns)
+
+        engine._load_many = slow_load  # type: ignore[method-assign]
+        late_stop = asyncio.create_task(engine.stop_execution(start.arn, None, None))
+        await asyncio.sleep(0.01)
+        redrive = asyncio.create_task(engine.redrive_execution(start.arn))
+        await asyncio.sleep(0.01)
+        assert not redrive.done()  # waits for the stale stop to be dropped
+        loading.set()
+        engine._load_many = real  # type: ignore[method-assign]
+        row = await asyncio.wait_for(redrive, 5)
+        await late_stop
+        assert row.redrive_count == 1
+        await engine.wait_stopped(start.arn)
+        final = store.get_execution(start.arn)
+        assert final is not None and (final.status, final.redrive_count) == ("FAILED", 1)
+        await engine.stop()
+
+    asyncio.run(main())

@@ -15,7 +15,6 @@ from typing import Any, Protocol, TextIO
 
 from flowstate.asl.errors import DefinitionError, Diagnostic
 from flowstate.conformance.case import Case, load_cases, load_skip_table
-from flowstate.conformance.lambdas import functions_for
 from flowstate.conformance.compare import (
     ACCOUNT_ID,
     REGION,
@@ -28,6 +27,7 @@ from flowstate.conformance.compare import (
     place_result,
     wildcards_of,
 )
+from flowstate.conformance.lambdas import functions_for
 
 __all__ = [
     "CaseResult",
@@ -37,6 +37,7 @@ __all__ = [
     "run_cases",
     "run_conformance",
 ]
+
 
 class ExecutionResultLike(Protocol):
     status: str

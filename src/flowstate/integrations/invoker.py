@@ -179,9 +179,7 @@ class FunctionInvoker:
         else:
             self._threads.run(lambda: _run_sync(call, settle))
 
-    def _run_async(
-        self, call: LambdaCall, outer: Future[Any], settle: Callable[..., None]
-    ) -> None:
+    def _run_async(self, call: LambdaCall, outer: Future[Any], settle: Callable[..., None]) -> None:
         inner = asyncio.run_coroutine_threadsafe(call.run_async(), self._event_loop())
 
         def done(f: Future[Any]) -> None:
@@ -196,8 +194,11 @@ class FunctionInvoker:
             else:
                 settle(failure=_broken(failure))
 
+        def stop() -> None:
+            inner.cancel()
+
         with self._lock:
-            self._stoppers[outer] = inner.cancel
+            self._stoppers[outer] = stop
         inner.add_done_callback(done)
 
     def _run_isolated(
@@ -230,10 +231,17 @@ class FunctionInvoker:
             if self._own_loop is None:
                 loop = asyncio.new_event_loop()
                 threading.Thread(
-                    target=loop.run_forever, name="flowstate-fn-loop", daemon=True
+                    target=_serve_loop, args=(loop,), name="flowstate-fn-loop", daemon=True
                 ).start()
                 self._own_loop = loop
             return self._own_loop
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 def _run_sync(call: LambdaCall, settle: Callable[..., None]) -> None:

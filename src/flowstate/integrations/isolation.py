@@ -72,10 +72,10 @@ def _find_handler(ref: HandlerRef) -> Handler:
     namespace = vars(module)
     for candidate in (namespace.get(ref.name), namespace.get(ref.attribute)):
         if callable(candidate):
-            return candidate  # type: ignore[no-any-return]
+            return candidate
     for value in namespace.values():
         if callable(value) and options_of(value).name == ref.name:
-            return value  # type: ignore[no-any-return]
+            return value
     raise ImportError(f"no function {ref.name!r} in {ref.module}")
 
 
@@ -136,4 +136,3 @@ class IsolatedCall:
     def kill(self) -> None:
         if self._process.is_alive():
             self._process.kill()
-

@@ -24,12 +24,12 @@ from typing import Any
 from flowstate.asl.errors import RUNTIME, StatesError
 
 __all__ = [
+    "TEST_CASE_ATTRIBUTE",
     "MockConfig",
     "MockConfigError",
     "MockSession",
     "MockTestCase",
     "MockedResponse",
-    "TEST_CASE_ATTRIBUTE",
     "split_test_case",
 ]
 
@@ -124,7 +124,9 @@ class MockConfig:
                 raise MockConfigError(f"StateMachines.{machine}: expected TestCases")
             for case, states in test_cases.items():
                 if not isinstance(states, dict):
-                    raise MockConfigError(f"StateMachines.{machine}.TestCases.{case}: not an object")
+                    raise MockConfigError(
+                        f"StateMachines.{machine}.TestCases.{case}: not an object"
+                    )
                 mapped = {}
                 for state, response in states.items():
                     if response not in responses:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flowstate.asl.model import StateMachine
@@ -126,10 +126,11 @@ class UnknownTestCase(ValueError):
 class LocalRuntime:
     """Drives any number of executions in one process until none can make progress.
 
-    Function calls run concurrently (``FunctionInvoker``). On the virtual clock idle time is
-    skipped, while a call runs time passes at real speed (so a stuck call meets its
-    TimeoutSeconds), and finished calls are handed back in the order they were scheduled,
-    which keeps runs deterministic.
+    Function calls run concurrently (``FunctionInvoker``). On the virtual clock a call takes
+    no time, unless it is still running when as much real time has passed as there is until
+    the next timer: then the clock jumps to that timer (so a stuck call meets its
+    TimeoutSeconds). Finished calls are handed back in the order they were scheduled, which
+    keeps runs deterministic.
     """
 
     def __init__(
@@ -260,9 +261,6 @@ class LocalRuntime:
                 break
             if not self.clock.is_virtual or all(f.done() for f in self._running.values()):
                 break
-        if self.clock.is_virtual:
-            moved = self.clock.now() + timedelta(seconds=time.monotonic() - began)
-            self.clock.advance_to(moved if fire_at is None else min(moved, fire_at))
         done = [(key, f) for key, f in self._running.items() if f.done()]
         for (execution, task_id), future in done:
             del self._running[(execution, task_id)]

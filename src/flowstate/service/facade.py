@@ -23,6 +23,7 @@ from flowstate.integrations.functions import (
     lambda_function_name,
     unhosted_resource,
 )
+from flowstate.integrations.mocks import MockConfig
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
@@ -64,6 +65,7 @@ class Service:
         functions: FunctionRegistry | None = None,
         settings: ServiceSettings | None = None,
         deploy: Iterable[Path] = (),
+        mocks: MockConfig | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -73,6 +75,7 @@ class Service:
             store,
             clock=clock,
             functions=functions,
+            mocks=mocks,
             settings=EngineSettings(
                 account_id=s.account_id,
                 region=s.region,

@@ -8,8 +8,8 @@ trace flowstate builds from the real exception is the one Lambda recorded.
 
 from __future__ import annotations
 
+import asyncio
 import linecache
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,8 +68,9 @@ def return_large_bytes(event: Any, context: Any) -> bytes:
     return b"a" * (257 * 1024)  # raw, not JSON, and over the 256 KiB payload limit
 
 
-def sleep_60s_then_identity(event: Any, context: Any) -> Any:
-    time.sleep(60)
+async def sleep_60s_then_identity(event: Any, context: Any) -> Any:
+    # async: when its Task times out the call is cancelled, not left sleeping on a thread.
+    await asyncio.sleep(60)
     return event
 
 

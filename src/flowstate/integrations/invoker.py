@@ -103,6 +103,7 @@ class FunctionInvoker:
         self._threads = _Threads(threads, "flowstate-fn")
         self._loop = loop
         self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_done = threading.Event()
         self._gates: dict[str, _Gate] = {}
         self._lock = threading.Lock()
         # What can be stopped of a running call: an async call's future, an isolated process.
@@ -142,7 +143,10 @@ class FunctionInvoker:
         for stop in stoppers:
             stop()
         if self._own_loop is not None:
-            self._own_loop.call_soon_threadsafe(self._own_loop.stop)
+            # Let the cancelled handlers unwind before the loop stops (briefly: a handler
+            # that ignores its cancellation is left behind with the daemon thread).
+            asyncio.run_coroutine_threadsafe(_drain(), self._own_loop)
+            self._loop_done.wait(timeout=1)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -231,17 +235,30 @@ class FunctionInvoker:
             if self._own_loop is None:
                 loop = asyncio.new_event_loop()
                 threading.Thread(
-                    target=_serve_loop, args=(loop,), name="flowstate-fn-loop", daemon=True
+                    target=_serve_loop,
+                    args=(loop, self._loop_done),
+                    name="flowstate-fn-loop",
+                    daemon=True,
                 ).start()
                 self._own_loop = loop
             return self._own_loop
 
 
-def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
+async def _drain() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    asyncio.get_running_loop().stop()
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop, done: threading.Event) -> None:
     try:
         loop.run_forever()
     finally:
         loop.close()
+        done.set()
 
 
 def _run_sync(call: LambdaCall, settle: Callable[..., None]) -> None:

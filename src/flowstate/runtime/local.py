@@ -7,6 +7,7 @@ timer as soon as nothing else can run, in deadline order.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
 import queue
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.dispatch import Answered, dispatch, is_served, outcome_event
-from flowstate.integrations.functions import FunctionRegistry
+from flowstate.integrations.functions import FunctionRegistry, LambdaCall
 from flowstate.integrations.invoker import FunctionInvoker
 from flowstate.integrations.mocks import MockConfig, MockSession
 from flowstate.interpreter.execution import Execution, ExecutionInfo
@@ -34,7 +36,9 @@ from flowstate.interpreter.messages import (
     Event,
     ScheduleTask,
     StartTimer,
+    TaskFailed,
     TaskStarted,
+    TaskSucceeded,
     TimerFired,
 )
 from flowstate.runtime.clock import Clock, make_clock
@@ -160,6 +164,7 @@ class LocalRuntime:
         # Calls in flight, in the order they were scheduled: (execution, task id) -> future.
         self._running: dict[tuple[Execution, str], Future[Any]] = {}
         self._finished: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._used_threads = False
 
     def close(self) -> None:
         """Abandon the calls still running (their threads are daemons)."""
@@ -167,6 +172,10 @@ class LocalRuntime:
             self.invoker.abandon(future)
         self._running.clear()
         self.invoker.close()
+        if self._used_threads:
+            # Free this run's garbage here: compiled JSONata expressions must not be dropped
+            # by a collection that a handler's thread happens to trigger.
+            gc.collect()
 
     def start(
         self,
@@ -305,9 +314,29 @@ class LocalRuntime:
         if isinstance(task, Answered):
             self._events.append((execution, task.event(command.task_id)))
             return
+        fn = task.function
+        if (
+            command.timeout_seconds is None
+            and command.heartbeat_seconds is None
+            and not (fn.is_async or fn.isolate or fn.concurrency)
+        ):
+            # Nothing can end this attempt early: call it here, in order (deterministic, and
+            # no other thread ever drops this run's objects).
+            self._events.append((execution, _inline(task, command.task_id)))
+            return
+        self._used_threads = True
         future = self.invoker.submit(task)
         self._running[(execution, command.task_id)] = future
         future.add_done_callback(lambda _: self._finished.put(None))
+
+
+def _inline(call: LambdaCall, task_id: str) -> Event:
+    try:
+        return TaskSucceeded(task_id, call.run())
+    except StatesError as failure:
+        return TaskFailed(task_id, failure.error, failure.cause)
+    except Exception as exc:  # a handler that breaks the runtime's contract
+        return TaskFailed(task_id, "States.Runtime", f"{type(exc).__name__}: {exc}")
 
 
 def result_of(execution: Execution) -> ExecutionResult:

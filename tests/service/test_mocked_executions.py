@@ -85,3 +85,42 @@ def test_an_unknown_test_case_is_refused() -> None:
 
 def test_the_api_accepts_a_test_case_suffix() -> None:
     RequestValidator().validate("StartExecution", {"stateMachineArn": ARN + "#Happy"})
+
+
+def test_a_stuck_call_times_out_on_the_virtual_clock_and_is_abandoned() -> None:
+    import threading
+
+    release = threading.Event()
+
+    async def main() -> None:
+        service = Service(
+            open_store("memory:"),
+            clock=VirtualClock(datetime(2026, 1, 1, tzinfo=UTC)),
+            functions=FunctionRegistry({"stuck": lambda e, c: release.wait(30)}),
+        )
+        await service.startup()
+        definition = {
+            "StartAt": "T",
+            "States": {
+                "T": {"Type": "Task", "Resource": FN + "stuck", "TimeoutSeconds": 1, "End": True}
+            },
+        }
+        try:
+            await service.dispatch(
+                "CreateStateMachine",
+                {"name": "Stuck", "definition": json.dumps(definition), "roleArn": ROLE},
+            )
+            started = await service.dispatch(
+                "StartExecution", {"stateMachineArn": ARN.replace("Orders", "Stuck")}
+            )
+            await service.engine.wait_stopped(started["executionArn"])
+            described = await service.dispatch(
+                "DescribeExecution", {"executionArn": started["executionArn"]}
+            )
+            assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
+            await service.engine.until_idle()  # the abandoned call holds nothing up
+        finally:
+            release.set()
+            await service.engine.stop()
+
+    asyncio.run(main())

@@ -12,7 +12,6 @@ import pytest
 
 from flowstate.asl.errors import DefinitionError, Diagnostic
 from flowstate.conformance import (
-    LAMBDA_SKIP_REASON,
     Case,
     json_matches,
     load_cases,
@@ -368,11 +367,19 @@ class TestCause:
 
 
 class TestOtherKinds:
-    def test_lambda_cases_are_skipped(self) -> None:
-        engine = FakeEngine()
-        result = run_case(make_case(needs=["lambda:identity"]), engine)
-        assert (result.result, result.reason) == ("skip", LAMBDA_SKIP_REASON)
-        assert engine.calls == []
+    def test_lambda_cases_run_with_the_behaviour_of_each_function(self) -> None:
+        engine = FakeEngine(output={})
+        functions = [
+            {"function_name": "fn-a", "behaviour": "identity"},
+            {"function_name": "fn-b", "behaviour": "raise_exception"},
+        ]
+        case = make_case(needs=["lambda:identity"], lambda_functions=functions)
+        assert run_case(case, engine).result == "pass"
+        registered = engine.calls[0]["functions"]
+        assert set(registered) == {"fn-a", "fn-b"}
+        assert registered["fn-a"]({"x": 1}, None) == {"x": 1}
+        with pytest.raises(Exception, match=r"Some exception was raised\."):
+            registered["fn-b"]({}, None)
 
     def test_create_state_machine_error(self) -> None:
         case = make_case(
@@ -528,13 +535,13 @@ class TestRun:
         engine = FakeEngine(output={}, history=events("ExecutionStarted", "ExecutionSucceeded"))
         code = run_conformance(corpus, None, skip, report, out, engine=engine)
         lines = out.getvalue().splitlines()
-        assert lines[-1] == "1 passed, 1 failed, 2 skipped"
+        assert lines[-1] == "2 passed, 1 failed, 1 skipped"
         assert code == 1
         assert any(
             line.startswith("base ") and line.split()[1:4] == ["1", "1", "0"] for line in lines
         )
         assert any(
-            line.startswith("choice_operators") and line.split()[1:4] == ["0", "0", "2"]
+            line.startswith("choice_operators") and line.split()[1:4] == ["1", "0", "1"]
             for line in lines
         )
         assert "history event types match: 1/1 (100.0%)" in lines
@@ -562,7 +569,7 @@ class TestRun:
         skip.write_text('"known#cases[0]" = "x"\n"bad" = "y"\n')
         out = io.StringIO()
         assert run_conformance(corpus, None, skip, None, out, engine=FakeEngine(output={})) == 0
-        assert out.getvalue().splitlines()[-1] == "1 passed, 0 failed, 3 skipped"
+        assert out.getvalue().splitlines()[-1] == "2 passed, 0 failed, 2 skipped"
 
     def test_skip_listed_case_that_passes_is_reported(self) -> None:
         results = run_cases([make_case(case_id="fixed")], FakeEngine(output={}), {"fixed": "old"})

@@ -378,3 +378,42 @@ def test_top_level_flags(flag: str) -> None:
     result = _invoke(flag)
     assert result.exit_code == 0
     assert result.stdout
+
+
+# --- run with mocks ----------------------------------------------------------------------------
+
+
+def test_run_with_a_mock_config_and_test_case(tmp_path: Path) -> None:
+    definition = {
+        "StartAt": "Charge",
+        "States": {
+            "Charge": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "charge"},
+                "OutputPath": "$.Payload",
+                "End": True,
+            }
+        },
+    }
+    machine = _write(tmp_path, definition, "Orders.json")
+    mocks = tmp_path / "mocks.json"
+    mocks.write_text(
+        json.dumps(
+            {
+                "StateMachines": {"Orders": {"TestCases": {"Happy": {"Charge": "Ok"}}}},
+                "MockedResponses": {"Ok": {"0": {"Return": {"Payload": {"paid": 1}}}}},
+            }
+        )
+    )
+    result = _invoke("run", machine, "--mock-config", str(mocks), "--test-case", "Happy")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"paid": 1}
+    unknown = _invoke("run", machine, "--mock-config", str(mocks), "--test-case", "Sad")
+    assert unknown.exit_code == 2 and "no test case 'Sad'" in unknown.output
+    missing = _invoke("run", machine, "--test-case", "Happy")
+    assert missing.exit_code == 2 and "--test-case needs --mock-config" in missing.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"MockedResponses": {"R": {"x": {}}}}')
+    refused = _invoke("run", machine, "--mock-config", str(bad))
+    assert refused.exit_code == 2 and "not an invocation number" in refused.output

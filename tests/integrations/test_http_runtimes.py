@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Server
+from .conftest import Server
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.connections import Connection, ConnectionRegistry
 from flowstate.integrations.http import HttpInvoker

@@ -171,7 +171,8 @@ def _crash(eng: Engine) -> None:
     eng._closing = True
     for task in eng._tasks:
         task.cancel()
-    eng._task_pool.shutdown(wait=False, cancel_futures=True)
+    if eng._invoker is not None:
+        eng._invoker.close()
     eng._writer.shutdown(wait=True)
     eng._reader.shutdown(wait=True)  # (a real crash ends the threads with the process)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from flowstate.integrations.functions import options_of
+
 __all__ = ["load_functions"]
 
 
@@ -30,7 +32,8 @@ def _load_module(spec: str) -> ModuleType:
 
 def load_functions(specs: tuple[str, ...] | list[str]) -> dict[str, Callable[[Any, Any], Any]]:
     """Every public module-level callable, under its attribute name (names need not be
-    identifiers: ``globals()["order-verify"] = handler`` registers ``order-verify``)."""
+    identifiers: ``globals()["order-verify"] = handler`` registers ``order-verify``), or the
+    name ``@flowstate.function(name=...)`` gives it."""
     functions: dict[str, Callable[[Any, Any], Any]] = {}
     for spec in specs:
         module = _load_module(spec)
@@ -41,5 +44,5 @@ def load_functions(specs: tuple[str, ...] | list[str]) -> dict[str, Callable[[An
                 continue
             if getattr(value, "__module__", module.__name__) != module.__name__:
                 continue  # imported helpers are not the module's functions
-            functions[name] = value
+            functions[options_of(value).name or name] = value
     return functions

@@ -94,6 +94,20 @@ def main() -> None:
     default=None,
     help="A flowstate.toml whose [connections.NAME] serve HTTP Tasks [default: ./flowstate.toml].",
 )
+@click.option(
+    "--mock-config",
+    "mock_config",
+    type=click.Path(dir_okay=False),
+    envvar="SFN_MOCK_CONFIG",
+    help="Step Functions Local mock configuration [env: SFN_MOCK_CONFIG].",
+)
+@click.option(
+    "--test-case",
+    "test_case",
+    help="Run this test case of the mock configuration (the state machine's name is the "
+    "definition file's name, or --state-machine-name).",
+)
+@click.option("--state-machine-name", "machine_name", help="[default: the file's name]")
 def run(
     definition: str,
     input_value: str | None,
@@ -103,15 +117,22 @@ def run(
     execution_name: str | None,
     history: bool,
     config_path: str | None,
+    mock_config: str | None,
+    test_case: str | None,
+    machine_name: str | None,
 ) -> None:
     """Run DEFINITION once and print its output."""
+    from flowstate.cli.serve import load_mock_config
     from flowstate.config import ConfigError, load_settings
     from flowstate.integrations.connections import ConnectionRegistry
-    from flowstate.runtime.local import run_definition
+    from flowstate.runtime.local import UnknownTestCase, run_definition
 
     text = _read_definition(definition)
     input_json = _read_input(input_value)
     registry = _load_functions(functions)
+    mocks = load_mock_config(mock_config)
+    if test_case is not None and mocks is None:
+        raise click.UsageError("--test-case needs --mock-config (or SFN_MOCK_CONFIG)")
     try:
         # Only the connections of HTTP Tasks are taken from the settings.
         settings = load_settings(config_path=config_path)
@@ -121,13 +142,17 @@ def run(
         result = run_definition(
             text,
             input_json,
-            state_machine_name=Path(definition).stem,
+            state_machine_name=machine_name or Path(definition).stem,
             execution_name=execution_name,
             state_machine_type=machine_type.upper(),
             clock=clock,
             functions=registry,
             connections=ConnectionRegistry.from_config(settings.connections),
+            mocks=mocks,
+            test_case=test_case,
         )
+    except UnknownTestCase as exc:
+        raise click.UsageError(str(exc)) from None
     except DefinitionError as exc:
         click.echo(f"InvalidDefinition: {exc.message}", err=True)
         sys.exit(EXIT_INVALID)

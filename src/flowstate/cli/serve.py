@@ -52,7 +52,8 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option(
     "--mock-config",
     default=None,
-    help="Step Functions Local mock file (read by the task issue's mocks; not used yet).",
+    help="Step Functions Local mock configuration (also SFN_MOCK_CONFIG): start an "
+    "execution of <stateMachineArn>#<TestCase> to run that test case.",
 )
 @click.option("--config", "config_path", default=None, help="A flowstate.toml to read.")
 @click.option("--log-level", default=None)
@@ -63,6 +64,20 @@ def serve(config_path: str | None, **flags: Any) -> None:
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     run_server(settings)
+
+
+def load_mock_config(path: str | None) -> Any:
+    """``--mock-config FILE``: the parsed configuration, or a usage error saying what is wrong."""
+    from flowstate.integrations.mocks import MockConfig, MockConfigError
+
+    if not path:
+        return None
+    try:
+        return MockConfig.load(path)
+    except OSError as exc:
+        raise click.UsageError(f"cannot read --mock-config {path!r}: {exc.strerror}") from None
+    except MockConfigError as exc:
+        raise click.UsageError(f"--mock-config: {exc}") from None
 
 
 def build_service(settings: Settings) -> Any:
@@ -83,6 +98,7 @@ def build_service(settings: Settings) -> Any:
         functions = FunctionRegistry(load_functions(settings.functions))
     except (ImportError, OSError, SyntaxError) as exc:
         raise click.UsageError(f"cannot load --functions: {exc}") from None
+    mocks = load_mock_config(settings.mock_config)
     try:
         store = location.open()
     except NotImplementedError as error:
@@ -103,6 +119,7 @@ def build_service(settings: Settings) -> Any:
         ),
         deploy=[Path(p) for p in settings.deploy],
         connections=ConnectionRegistry.from_config(settings.connections),
+        mocks=mocks,
     )
 
 

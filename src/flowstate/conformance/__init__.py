@@ -4,7 +4,6 @@ by the rules of the corpus README (``../shared/conformance/README.md``)."""
 from flowstate.conformance.case import Case, load_cases, load_skip_table
 from flowstate.conformance.compare import history_types_match, json_matches
 from flowstate.conformance.runner import (
-    LAMBDA_SKIP_REASON,
     CaseResult,
     Engine,
     LocalEngine,
@@ -14,7 +13,6 @@ from flowstate.conformance.runner import (
 )
 
 __all__ = [
-    "LAMBDA_SKIP_REASON",
     "Case",
     "CaseResult",
     "Engine",

@@ -151,24 +151,28 @@ def _is_date_time(value: Any) -> bool:
     return True
 
 
-def _apply_builtin_key_masks(node: Any, parent_key: str | None = None) -> None:
-    """README: ``timestamp`` keys and HTTP metadata of service integrations."""
+def _apply_builtin_key_masks(
+    node: Any, parent_key: str | None = None, under_http_metadata: bool = False
+) -> None:
+    """README: ``timestamp`` keys and HTTP metadata of service integrations (``Date``
+    anywhere under ``SdkHttpMetadata``: its ``HttpHeaders`` and ``AllHttpHeaders`` too)."""
     if isinstance(node, dict):
+        under = under_http_metadata or parent_key == "SdkHttpMetadata"
         for key, value in list(node.items()):
             # "date" is already normalised: normalising twice changes nothing.
             if "timestamp" in key.lower() and value != "date" and not _is_date_time(value):
                 node[key] = "timestamp"
             elif key in _HTTP_KEYS:
                 node[key] = key
-            elif key == "Date" and parent_key == "SdkHttpMetadata":
+            elif key == "Date" and under:
                 node[key] = "date"
             elif key == "RequestId" and parent_key == "SdkResponseMetadata":
                 node[key] = "RequestId"
             else:
-                _apply_builtin_key_masks(value, key)
+                _apply_builtin_key_masks(value, key, under)
     elif isinstance(node, list):
         for item in node:
-            _apply_builtin_key_masks(item, parent_key)
+            _apply_builtin_key_masks(item, parent_key, under_http_metadata)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ Rules that belong to the API layer, not to a case:
   recorded name: names need only be unique per state machine.
 - Account and region are the server's, not the runner's: results are rebased onto the
   runner's account and region before scoring, as README step 3 does for any account.
-- Lambda cases are skipped by the runner's rule (``LAMBDA_SKIP_REASON``), as in process.
+- Lambda cases are skipped (``LAMBDA_API_SKIP_REASON``): the corpus gives one function name
+  different behaviours in different cases, which the runner registers per case in process;
+  a server has one set of ``--functions``.
 - ``start_sync_execution`` cases run through StartSyncExecution. Asynchronous Express
   executions are skipped (``ASYNC_EXPRESS_SKIP_REASON``): AWS's API does not show their end
   (DescribeExecution and GetExecutionHistory answer InvalidArn for an ``express:`` ARN,
@@ -388,10 +390,16 @@ def _rebased(
 # Whole runs
 
 
+LAMBDA_API_SKIP_REASON = (
+    "the corpus binds one function name to different behaviours per case; in process the "
+    "runner registers them per case, a server has one set of --functions"
+)
+
+
 def api_skip_reason(case: Case) -> str | None:
     """Why the API cannot show this case's result (None: it can)."""
     if any(need.startswith("lambda:") for need in case.needs):
-        return None  # the runner's Lambda rule comes first, as in process
+        return LAMBDA_API_SKIP_REASON
     if (
         case.kind == "execution"
         and case.state_machine_type == "EXPRESS"

@@ -27,9 +27,9 @@ from flowstate.conformance.compare import (
     place_result,
     wildcards_of,
 )
+from flowstate.conformance.lambdas import functions_for
 
 __all__ = [
-    "LAMBDA_SKIP_REASON",
     "CaseResult",
     "Engine",
     "LocalEngine",
@@ -37,10 +37,6 @@ __all__ = [
     "run_cases",
     "run_conformance",
 ]
-
-LAMBDA_SKIP_REASON = (
-    "needs Lambda handlers for the corpus behaviours (lambdas.json); the task issue adds them"
-)
 
 
 class ExecutionResultLike(Protocol):
@@ -146,8 +142,6 @@ def _empty_actual() -> dict[str, Any]:
 
 def run_case(case: Case, engine: Engine) -> CaseResult:
     """Run one case and score it: ``pass``, ``fail`` (with the differences) or ``skip``."""
-    if any(need.startswith("lambda:") for need in case.needs):
-        return CaseResult(case.case_id, case.category, "skip", LAMBDA_SKIP_REASON, _empty_actual())
     if case.kind == "validate_state_machine_definition":
         return _run_validation(case, engine)
     if case.kind == "create_state_machine_error":
@@ -172,7 +166,8 @@ def _start(case: Case, engine: Engine) -> ExecutionResultLike:
         account_id=ACCOUNT_ID,
         region=REGION,
         clock="virtual",
-        functions=None,
+        # Each function the case names, with the behaviour lambdas.json gives it.
+        functions=functions_for(case.lambda_functions) or None,
         role_arn=case.name_for("role_arn"),
         # Recorded from StartSyncExecution: a synchronous Express execution.
         synchronous="start_sync_execution" in case.expected_from,

@@ -3,25 +3,34 @@
 A Task whose resource is a Lambda function ARN (``arn:aws:lambda:<region>:<account>:function:
 <name>[:<qualifier>]``) or ``arn:aws:states:::lambda:invoke`` runs the Python callable
 registered under ``<name>`` — whatever the account and region — as ``handler(event, context)``.
+What crosses back is what Lambda would send: the result as JSON, or the function error
+``{errorMessage, errorType, requestId, stackTrace}`` that Lambda's Python runtime reports.
 """
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flowstate.asl.errors import StatesError
 
 __all__ = [
+    "Function",
+    "FunctionError",
+    "FunctionOptions",
     "FunctionRegistry",
     "LambdaCall",
     "LambdaContext",
+    "Reply",
+    "call_handler",
+    "function",
     "invoke_async_function",
     "invoke_function",
     "invoke_response",
@@ -33,34 +42,90 @@ __all__ = [
 
 Handler = Callable[[Any, Any], Any]
 
+# Lambda's maximum function timeout: what a handler is told when its Task sets none.
+DEFAULT_TIMEOUT_SECONDS = 900
 
-class LambdaContext:
-    """The parts of AWS Lambda's context object a handler commonly reads."""
 
-    def __init__(
-        self, function_name: str, request_id: str, idempotency_key: str, region: str, account: str
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.aws_request_id = request_id
-        self.idempotency_key = idempotency_key
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
-        self.memory_limit_in_mb = 128
+@dataclass(frozen=True, slots=True)
+class FunctionOptions:
+    """What ``@flowstate.function`` says about a handler."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+    name: str | None = None
+    concurrency: int | None = None  # at most this many calls at once (None: no limit)
+    isolate: bool = False  # run each call in its own process
+
+
+_OPTIONS_ATTRIBUTE = "__flowstate_function__"
+
+
+def function(
+    handler: Handler | None = None,
+    *,
+    name: str | None = None,
+    concurrency: int | None = None,
+    isolate: bool = False,
+) -> Any:
+    """Mark a handler for ``--functions``: register it under ``name`` (default: its attribute
+    name), run at most ``concurrency`` calls at once, and/or each call in its own process."""
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    options = FunctionOptions(name, concurrency, isolate)
+
+    def mark(fn: Handler) -> Handler:
+        setattr(fn, _OPTIONS_ATTRIBUTE, options)
+        return fn
+
+    return mark if handler is None else mark(handler)
+
+
+def options_of(handler: Handler) -> FunctionOptions:
+    found = getattr(handler, _OPTIONS_ATTRIBUTE, None)
+    return found if isinstance(found, FunctionOptions) else FunctionOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A registered handler and how it runs."""
+
+    name: str
+    handler: Handler
+    concurrency: int | None = None
+    isolate: bool = False
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
 
 
 class FunctionRegistry:
     """Name → handler. Names may contain ``-`` and other non-identifier characters."""
 
     def __init__(self, functions: Mapping[str, Handler] | None = None) -> None:
-        self._functions: dict[str, Handler] = dict(functions or {})
+        self._functions: dict[str, Function] = {}
+        for name, handler in (functions or {}).items():
+            self.register(name, handler)
 
-    def register(self, name: str, handler: Handler) -> None:
-        self._functions[name] = handler
+    def register(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        concurrency: int | None = None,
+        isolate: bool | None = None,
+    ) -> None:
+        options = options_of(handler)
+        self._functions[name] = Function(
+            name,
+            handler,
+            concurrency if concurrency is not None else options.concurrency,
+            isolate if isolate is not None else options.isolate,
+        )
 
     def get(self, name: str) -> Handler | None:
+        entry = self._functions.get(name)
+        return entry.handler if entry is not None else None
+
+    def entry(self, name: str) -> Function | None:
         return self._functions.get(name)
 
     def __contains__(self, name: object) -> bool:
@@ -68,6 +133,38 @@ class FunctionRegistry:
 
     def __len__(self) -> int:
         return len(self._functions)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._functions)
+
+
+class LambdaContext:
+    """The parts of AWS Lambda's context object a handler commonly reads, plus the
+    ``idempotency_key`` of this task attempt (the same on every re-run of the attempt)."""
+
+    def __init__(
+        self,
+        function_name: str,
+        request_id: str,
+        idempotency_key: str,
+        region: str,
+        account: str,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.aws_request_id = request_id
+        self.idempotency_key = idempotency_key
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        self.memory_limit_in_mb = 128
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = f"flowstate/{request_id}"
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def lambda_function_name(reference: str) -> str:
@@ -81,21 +178,74 @@ def lambda_function_name(reference: str) -> str:
     return parts[0]
 
 
-def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
-    # Lambda's Python runtime lists the frames from the handler down, none of its own.
-    frames = traceback.extract_tb(exc.__traceback__)[1:]
+# --- calling a handler -------------------------------------------------------------------
+
+
+def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """Lambda's function error for ``exc``: the frames from the handler down, one string per
+    frame as ``traceback.format_list`` writes it, none of the runtime's that called it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = 0
+    while start < len(frames) and _is_runtime_frame(frames[start].filename):
+        start += 1
     return {
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,
         "requestId": request_id,
-        "stackTrace": traceback.format_list(frames),
+        "stackTrace": traceback.format_list(frames[start:]),
     }
 
 
-def _marshal(result: Any, request_id: str) -> Any:
+def _is_runtime_frame(filename: str) -> bool:
+    # This module and the process-isolation child call handlers; Lambda's Python runtime
+    # likewise drops its own bootstrap frames.
+    return filename == __file__ or filename.endswith("flowstate/integrations/isolation.py")
+
+
+class FunctionError(StatesError):
+    """A function error: error = the errorType, cause = the error payload as JSON text."""
+
+    def __init__(self, payload: dict[str, Any], *, compact: bool = False) -> None:
+        # AWS (recorded): lambda:invoke reports the payload without spaces, a Lambda
+        # function ARN resource with json.dumps' default separators.
+        separators = (",", ":") if compact else (", ", ": ")
+        super().__init__(payload["errorType"], json.dumps(payload, separators=separators))
+        self.payload = payload
+
+    def compacted(self, compact: bool) -> FunctionError:
+        return FunctionError(self.payload, compact=compact)
+
+
+def function_error(exc: BaseException, request_id: str) -> FunctionError:
+    return FunctionError(error_payload(exc, request_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's response: its value and the size of the payload Lambda would send."""
+
+    payload: Any
+    size: int
+
+
+def marshal(result: Any, request_id: str) -> Reply:
+    """The response payload as Step Functions reads it back.
+
+    ``bytes`` are a raw response payload: JSON text is its value; other text stays a string
+    (an oversized one then fails on the payload limit, as AWS does). Anything else is
+    serialised as Lambda's Python runtime does, and fails as it does when it cannot be.
+    """
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        raw = bytes(result)
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            return Reply(json.loads(text), len(raw))
+        except ValueError:
+            return Reply(text, len(raw))
     try:
-        # A non-JSON result fails as Lambda fails to serialise it.
-        return json.loads(json.dumps(result))
+        # Lambda's Python runtime: json.dumps with its default separators.
+        text = json.dumps(result, allow_nan=False)
+        return Reply(json.loads(text), len(text.encode("utf-8")))
     except (TypeError, ValueError) as exc:
         payload = {
             "errorMessage": f"Unable to marshal response: {exc}",
@@ -103,7 +253,24 @@ def _marshal(result: Any, request_id: str) -> Any:
             "requestId": request_id,
             "stackTrace": [],
         }
-        raise StatesError("Runtime.MarshalError", json.dumps(payload)) from None
+        raise FunctionError(payload) from None
+
+
+def call_handler(handler: Handler, event: Any, context: LambdaContext) -> Reply:
+    """Run a sync handler; its exception becomes the function error."""
+    try:
+        result = handler(event, context)
+    except Exception as exc:
+        raise function_error(exc, context.aws_request_id) from None
+    return marshal(result, context.aws_request_id)
+
+
+async def call_async_handler(handler: Handler, event: Any, context: LambdaContext) -> Reply:
+    try:
+        result = await handler(event, context)
+    except Exception as exc:
+        raise function_error(exc, context.aws_request_id) from None
+    return marshal(result, context.aws_request_id)
 
 
 def invoke_function(
@@ -116,14 +283,8 @@ def invoke_function(
     account: str,
 ) -> Any:
     """Call ``handler``; a raised exception becomes Lambda's function error as a StatesError."""
-    request_id = str(uuid.uuid4())
-    context = LambdaContext(name, request_id, idempotency_key, region, account)
-    try:
-        result = handler(event, context)
-    except Exception as exc:
-        payload = _error_payload(exc, request_id)
-        raise StatesError(type(exc).__name__, json.dumps(payload)) from None
-    return _marshal(result, request_id)
+    context = LambdaContext(name, str(uuid.uuid4()), idempotency_key, region, account)
+    return call_handler(handler, event, context).payload
 
 
 async def invoke_async_function(
@@ -136,14 +297,8 @@ async def invoke_async_function(
     account: str,
 ) -> Any:
     """``invoke_function`` for an ``async def`` handler, awaited on the caller's loop."""
-    request_id = str(uuid.uuid4())
-    context = LambdaContext(name, request_id, idempotency_key, region, account)
-    try:
-        result = await handler(event, context)
-    except Exception as exc:
-        payload = _error_payload(exc, request_id)
-        raise StatesError(type(exc).__name__, json.dumps(payload)) from None
-    return _marshal(result, request_id)
+    context = LambdaContext(name, str(uuid.uuid4()), idempotency_key, region, account)
+    return (await call_async_handler(handler, event, context)).payload
 
 
 def unhosted_resource(resource: str) -> StatesError:
@@ -161,41 +316,56 @@ def is_lambda_resource(resource: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class LambdaCall:
-    """A resolved Lambda task: which handler, with what event, shaped how."""
+    """A resolved Lambda task: which function, with what event, shaped how."""
 
-    handler: Handler
-    name: str
+    function: Function
     event: Any
     invoke_api: bool  # arn:aws:states:::lambda:invoke: the result is wrapped as AWS wraps it
     idempotency_key: str
     region: str
     account: str
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    log_tail: bool = False  # lambda:invoke with LogType "Tail"
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def handler(self) -> Handler:
+        return self.function.handler
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
+        return self.function.is_async
+
+    def context(self) -> LambdaContext:
+        return LambdaContext(
+            self.name,
+            str(uuid.uuid4()),
+            self.idempotency_key,
+            self.region,
+            self.account,
+            self.timeout_seconds,
+        )
+
+    def shape(self, reply: Reply) -> Any:
+        if not self.invoke_api:
+            return reply.payload
+        return invoke_response(reply.payload, size=reply.size, log_tail=self.log_tail)
 
     def run(self) -> Any:
-        result = invoke_function(
-            self.handler,
-            self.name,
-            self.event,
-            idempotency_key=self.idempotency_key,
-            region=self.region,
-            account=self.account,
-        )
-        return invoke_response(result) if self.invoke_api else result
+        try:
+            return self.shape(call_handler(self.handler, self.event, self.context()))
+        except FunctionError as failure:
+            raise failure.compacted(self.invoke_api) from None
 
     async def run_async(self) -> Any:
-        result = await invoke_async_function(
-            self.handler,
-            self.name,
-            self.event,
-            idempotency_key=self.idempotency_key,
-            region=self.region,
-            account=self.account,
-        )
-        return invoke_response(result) if self.invoke_api else result
+        try:
+            reply = await call_async_handler(self.handler, self.event, self.context())
+        except FunctionError as failure:
+            raise failure.compacted(self.invoke_api) from None
+        return self.shape(reply)
 
 
 def prepare_lambda_call(
@@ -206,63 +376,127 @@ def prepare_lambda_call(
     functions: FunctionRegistry,
     region: str,
     account: str,
+    timeout_seconds: float | None = None,
 ) -> LambdaCall:
     """Resolve a Lambda Task to its local handler; Lambda's ResourceNotFoundException if no
     function of that name is registered."""
     invoke_api = resource.startswith("arn:aws:states:::lambda:invoke")
+    log_tail = False
     if invoke_api:
-        reference = parameters.get("FunctionName", "") if isinstance(parameters, dict) else ""
-        event = parameters.get("Payload") if isinstance(parameters, dict) else None
+        given = parameters if isinstance(parameters, dict) else {}
+        reference = given.get("FunctionName", "")
+        event = _invoke_payload(given.get("Payload"))
+        log_tail = given.get("LogType") == "Tail"
     else:
         reference = resource
         event = parameters
     name = lambda_function_name(str(reference))
-    handler = functions.get(name)
-    if handler is None:
-        arn = (
-            str(reference)
-            if str(reference).startswith("arn:")
-            else f"arn:aws:lambda:{region}:{account}:function:{name}"
-        )
-        if arn.count(":") == 6:
-            arn += ":$LATEST"
-        raise StatesError(
-            "Lambda.ResourceNotFoundException",
-            f"Function not found: {arn} (Service: AWSLambda; Status Code: 404; Error "
-            f"Code: ResourceNotFoundException; Request ID: {uuid.uuid4()}; Proxy: null)",
-        )
-    return LambdaCall(handler, name, event, invoke_api, idempotency_key, region, account)
+    entry = functions.entry(name)
+    if entry is None:
+        raise _not_found(str(reference), name, region, account)
+    return LambdaCall(
+        entry,
+        event,
+        invoke_api,
+        idempotency_key,
+        region,
+        account,
+        timeout_seconds if timeout_seconds is not None else DEFAULT_TIMEOUT_SECONDS,
+        log_tail,
+    )
 
 
-def invoke_response(payload: Any) -> dict[str, Any]:
-    """The ``lambda:invoke`` integration's result, shaped as AWS returns it."""
+def _invoke_payload(payload: Any) -> Any:
+    # AWS (recorded): Invoke sends a string Payload as the request body itself, so the
+    # function receives the JSON it holds; no Payload at all arrives as {}.
+    if payload is None:
+        return {}
+    if isinstance(payload, str):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            raise StatesError(
+                "Lambda.InvalidRequestContentException",
+                "Could not parse request body into json: Could not parse payload into json "
+                f"(Service: AWSLambda; Status Code: 400; Error Code: "
+                f"InvalidRequestContentException; Request ID: {uuid.uuid4()}; Proxy: null)",
+            ) from None
+    return payload
+
+
+def _not_found(reference: str, name: str, region: str, account: str) -> StatesError:
+    # AWS (recorded): the unqualified ARN gets ":$LATEST", and the message is Lambda's 404.
+    arn = reference if reference.startswith("arn:") else None
+    if arn is None:
+        arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    if arn.count(":") == 6:
+        arn += ":$LATEST"
+    return StatesError(
+        "Lambda.ResourceNotFoundException",
+        f"Function not found: {arn} (Service: AWSLambda; Status Code: 404; Error "
+        f"Code: ResourceNotFoundException; Request ID: {uuid.uuid4()}; Proxy: null)",
+    )
+
+
+def invoke_response(
+    payload: Any, *, size: int | None = None, log_tail: bool = False
+) -> dict[str, Any]:
+    """The ``lambda:invoke`` integration's result, shaped as AWS returns it (``size``: the
+    response body's length; ``log_tail``: LogType "Tail" asked for the log's last lines)."""
     request_id = str(uuid.uuid4())
-    length = str(len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)))
+    if size is None:
+        size = len(json.dumps(payload).encode("utf-8"))
+    length = str(size)
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
-    return {
-        "ExecutedVersion": "$LATEST",
-        "Payload": payload,
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": ["$LATEST"],
-                "x-amzn-Remapped-Content-Length": ["0"],
-                "Connection": ["keep-alive"],
-                "x-amzn-RequestId": [request_id],
-                "Content-Length": [length],
-                "Date": [date],
-                "Content-Type": ["application/json"],
-            },
-            "HttpHeaders": {
-                "Connection": "keep-alive",
-                "Content-Length": length,
-                "Content-Type": "application/json",
-                "Date": date,
-                "X-Amz-Executed-Version": "$LATEST",
-                "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": request_id,
-            },
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-        "StatusCode": 200,
+    trace_id = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+    log_result = None
+    if log_tail:
+        log_result = base64.b64encode(
+            f"START RequestId: {request_id} Version: $LATEST\nEND RequestId: {request_id}\n"
+            f"REPORT RequestId: {request_id}\n".encode()
+        ).decode()
+    all_headers: dict[str, Any] = {} if log_result is None else {"X-Amz-Log-Result": [log_result]}
+    all_headers.update(
+        {
+            "X-Amz-Executed-Version": ["$LATEST"],
+            "x-amzn-Remapped-Content-Length": ["0"],
+            "Connection": ["keep-alive"],
+            "x-amzn-RequestId": [request_id],
+            "Content-Length": [length],
+            "Date": [date],
+            "X-Amzn-Trace-Id": [trace_id],
+            "Content-Type": ["application/json"],
+        }
+    )
+    headers: dict[str, Any] = {
+        "Connection": "keep-alive",
+        "Content-Length": length,
+        "Content-Type": "application/json",
+        "Date": date,
+        "X-Amz-Executed-Version": "$LATEST",
     }
+    if log_result is not None:
+        headers["X-Amz-Log-Result"] = log_result
+    headers.update(
+        {
+            "x-amzn-Remapped-Content-Length": "0",
+            "x-amzn-RequestId": request_id,
+            "X-Amzn-Trace-Id": trace_id,
+        }
+    )
+    out: dict[str, Any] = {"ExecutedVersion": "$LATEST"}
+    if log_result is not None:
+        out["LogResult"] = log_result
+    out.update(
+        {
+            "Payload": payload,
+            "SdkHttpMetadata": {
+                "AllHttpHeaders": all_headers,
+                "HttpHeaders": headers,
+                "HttpStatusCode": 200,
+            },
+            "SdkResponseMetadata": {"RequestId": request_id},
+            "StatusCode": 200,
+        }
+    )
+    return out

@@ -21,24 +21,22 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flowstate.asl import errors
-from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
-from flowstate.integrations.functions import (
-    FunctionRegistry,
-    is_lambda_resource,
-    prepare_lambda_call,
-    unhosted_resource,
-)
-from flowstate.integrations.http import HttpInvoker, is_http_resource
+from flowstate.integrations.dispatch import Answered, HttpCall, dispatch, is_served, outcome_event
+from flowstate.integrations.functions import FunctionRegistry, unhosted_resource
+from flowstate.integrations.http import HttpInvoker
+from flowstate.integrations.invoker import FunctionInvoker
+from flowstate.integrations.mocks import MockConfig, MockSession, session_for
 from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER
 from flowstate.interpreter.messages import (
     CancelTask,
@@ -53,7 +51,6 @@ from flowstate.interpreter.messages import (
     StopRequested,
     TaskFailed,
     TaskStarted,
-    TaskSucceeded,
     TimerFired,
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
@@ -173,10 +170,12 @@ class Engine:
         functions: FunctionRegistry | None = None,
         settings: EngineSettings | None = None,
         http: HttpInvoker | None = None,
+        mocks: MockConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.functions = functions or FunctionRegistry()
+        self.mocks = mocks
         self.settings = settings or EngineSettings()
         self.http = http or HttpInvoker(region=self.settings.region)
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
@@ -194,18 +193,23 @@ class Engine:
         self._timer_wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._calls: set[asyncio.Future[None]] = set()  # async handlers running now
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowstate-commit")
         self._reader = ThreadPoolExecutor(2, thread_name_prefix="flowstate-read")
-        self._task_pool = ThreadPoolExecutor(
-            self.settings.task_threads, thread_name_prefix="flowstate-task"
-        )
+        self._invoker: FunctionInvoker | None = None  # made on the loop, in start()
+        # Calls in flight per execution (task id -> call), and mocked executions' test cases.
+        self._running: dict[str, dict[str, Future[Any] | asyncio.Future[Any]]] = {}
+        self._sessions: dict[str, MockSession | None] = {}
+        self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
+        self._calls_since: float | None = None  # virtual clock: calls alone running since
         self.commits = 0  # batches landed (for tests and metrics)
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover what the store says is in progress, then start the loops."""
+        self._invoker = FunctionInvoker(
+            threads=self.settings.task_threads, loop=asyncio.get_running_loop()
+        )
         await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
@@ -230,7 +234,8 @@ class Engine:
             for future in futures:
                 if not future.done():
                     future.set_exception(EngineClosed("flowstate is shutting down"))
-        self._task_pool.shutdown(wait=False, cancel_futures=True)
+        if self._invoker is not None:
+            self._invoker.close()  # never waits for a stuck handler
         await self.http.aclose()
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
@@ -582,9 +587,7 @@ class Engine:
                 else:
                     commands.append(command)
             elif isinstance(command, ScheduleTask):
-                if not is_lambda_resource(command.resource) and not is_http_resource(
-                    command.resource
-                ):
+                if not is_served(command, self._session(live)):
                     # Nothing to call: the failure is decided now, in this same tick.
                     failure = unhosted_resource(command.resource)
                     pending.extend(
@@ -630,7 +633,12 @@ class Engine:
                 self._timer_wake.set()
             elif isinstance(command, CancelTimer):
                 self._mem_timers.cancel(arn, command.timer_id)
+            elif isinstance(command, CancelTask):
+                self._abandon(arn, command.task_id)
         if live.status != "RUNNING":
+            for task_id in list(self._running.get(arn, ())):
+                self._abandon(arn, task_id)
+            self._sessions.pop(arn, None)
             self._live.pop(arn, None)
             self._mem_timers.forget(arn)
             for future in self._stop_waiters.pop(arn, ()):
@@ -716,74 +724,85 @@ class Engine:
 
     # --- tasks ---------------------------------------------------------------------------
 
+    def _session(self, live: Live) -> MockSession | None:
+        """The execution's mock test case (``<arn>#<CASE>`` at its start), if any."""
+        if self.mocks is None:
+            return None
+        arn = live.arn
+        if arn not in self._sessions:
+            attributes = json.loads(live.record.attributes or "{}")
+            name = live.record.state_machine_arn.rsplit(":", 1)[-1]
+            self._sessions[arn] = session_for(self.mocks, name, attributes)
+        return self._sessions[arn]
+
     def _invoke(self, live: Live, command: ScheduleTask) -> None:
         arn = live.arn
+        task_id = command.task_id
         self._inflight += 1
         live.inflight += 1
+        settled = False
 
-        def finished(event: Event) -> None:
+        def finished(event: Event | None) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            self._finishers.pop((arn, task_id), None)
             self._inflight -= 1
             current = self._live.get(arn)
             if current is not None:
                 current.inflight = max(0, current.inflight - 1)
             live.inflight = max(0, live.inflight - 1)
-            self._enqueue(arn, event)
+            calls = self._running.get(arn)
+            if calls is not None:
+                calls.pop(task_id, None)
+                if not calls:
+                    del self._running[arn]
+            if event is not None:
+                self._enqueue(arn, event)
 
-        if is_http_resource(command.resource):  # a coroutine on this loop, as async handlers
-            self._start_call(
-                self.http.invoke(command.resource, command.parameters), command.task_id, finished
-            )
+        task = dispatch(
+            command,
+            functions=self.functions,
+            session=self._session(live),
+            region=self.settings.region,
+            account=self.settings.account_id,
+        )
+        if isinstance(task, Answered):
+            finished(task.event(task_id))
             return
-        try:
-            call = prepare_lambda_call(
-                command.resource,
-                command.parameters,
-                idempotency_key=command.idempotency_key,
-                functions=self.functions,
-                region=self.settings.region,
-                account=self.settings.account_id,
+        if isinstance(task, HttpCall):  # a coroutine on this loop, as async handlers
+            call = asyncio.ensure_future(self.http.invoke(task.resource, task.parameters))
+            self._running.setdefault(arn, {})[task_id] = call
+            call.add_done_callback(
+                lambda f: None if f.cancelled() else finished(outcome_event(task_id, f))
             )
-        except StatesError as failure:
-            finished(TaskFailed(command.task_id, failure.error, failure.cause))
+            self._finishers[(arn, task_id)] = finished
             return
+        if self._invoker is None or self._closing:  # draining: the call is re-run on restart
+            finished(None)
+            return
+        future = self._invoker.submit(task)
+        self._running.setdefault(arn, {})[task_id] = future
         loop = asyncio.get_running_loop()
-        if call.is_async:
-            self._start_call(call.run_async(), command.task_id, finished)
-            return
 
-        def run() -> Event:
-            try:
-                return TaskSucceeded(command.task_id, call.run())
-            except StatesError as failure:
-                return TaskFailed(command.task_id, failure.error, failure.cause)
-            except BaseException as exc:  # a handler that breaks the runtime's contract
-                return TaskFailed(command.task_id, errors.RUNTIME, f"{type(exc).__name__}: {exc}")
+        def done(f: Future[Any]) -> None:
+            if not f.cancelled():
+                loop.call_soon_threadsafe(finished, outcome_event(task_id, f))
 
-        try:
-            future = loop.run_in_executor(self._task_pool, run)
-        except RuntimeError:  # the pool is shut down: draining
-            self._inflight -= 1
-            return
-        future.add_done_callback(lambda f: None if f.cancelled() else finished(f.result()))
+        future.add_done_callback(done)
+        self._finishers[(arn, task_id)] = finished
 
-    def _start_call(
-        self, call: Awaitable[Any], task_id: str, finished: Callable[[Event], None]
-    ) -> None:
-        task = asyncio.ensure_future(self._await_call(call, task_id, finished))
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
-
-    async def _await_call(
-        self, call: Awaitable[Any], task_id: str, finished: Callable[[Event], None]
-    ) -> None:
-        try:
-            result = await call
-        except StatesError as failure:
-            finished(TaskFailed(task_id, failure.error, failure.cause))
-        except Exception as exc:
-            finished(TaskFailed(task_id, errors.RUNTIME, f"{type(exc).__name__}: {exc}"))
-        else:
-            finished(TaskSucceeded(task_id, result))
+    def _abandon(self, arn: str, task_id: str) -> None:
+        """The attempt ended (TimeoutSeconds, a stop, the execution's end): drop its call."""
+        future = self._running.get(arn, {}).get(task_id)
+        finished = self._finishers.pop((arn, task_id), None)
+        if isinstance(future, asyncio.Future):  # an HTTP call on this loop
+            future.cancel()
+        elif future is not None and self._invoker is not None:
+            self._invoker.abandon(future)
+        if finished is not None:
+            finished(None)
 
     # --- recovery --------------------------------------------------------------------------
 
@@ -922,13 +941,26 @@ class Engine:
             next_at = min(candidates) if candidates else None
             if self.clock.is_virtual:
                 # Timers fire as soon as nothing else can run, in deadline order.
+                if not self._inflight or self._work or self._busy:
+                    self._calls_since = None
                 if next_at is None:
                     await self._wait_timer_wake(None)
                 elif self._work or self._busy:
                     await self._idle.wait()
                     await asyncio.sleep(0)
                 elif self._inflight:
-                    await self._wait_timer_wake(0.005)  # a task is running: it may arm one
+                    # A call is running: it takes no virtual time, unless it runs on for as
+                    # long, in real time, as there is until the next timer; then that timer
+                    # fires (a stuck call meets its TimeoutSeconds).
+                    now_real = time.monotonic()
+                    if self._calls_since is None:
+                        self._calls_since = now_real
+                    if now_real - self._calls_since >= (next_at - now).total_seconds():
+                        self._calls_since = None
+                        self.clock.advance_to(next_at)
+                    else:
+                        await self._wait_timer_wake(0.005)
+                    continue
                 else:
                     self.clock.advance_to(next_at)
                 continue

@@ -8,12 +8,15 @@ timer as soon as nothing else can run, in deadline order.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import json
+import queue
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,13 +25,11 @@ from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.connections import ConnectionRegistry
-from flowstate.integrations.functions import (
-    FunctionRegistry,
-    is_lambda_resource,
-    prepare_lambda_call,
-    unhosted_resource,
-)
-from flowstate.integrations.http import HttpInvoker, is_http_resource
+from flowstate.integrations.dispatch import Answered, HttpCall, dispatch, is_served, outcome_event
+from flowstate.integrations.functions import FunctionRegistry, LambdaCall
+from flowstate.integrations.http import HttpInvoker
+from flowstate.integrations.invoker import FunctionInvoker
+from flowstate.integrations.mocks import MockConfig, MockSession
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.history import dump_json, render_events
 from flowstate.interpreter.messages import (
@@ -49,6 +50,7 @@ __all__ = [
     "ExecutionResult",
     "InvalidExecutionInput",
     "LocalRuntime",
+    "UnknownTestCase",
     "parse_execution_input",
     "run_definition",
 ]
@@ -124,8 +126,19 @@ class _TimerHeap:
         return None
 
 
+class UnknownTestCase(ValueError):
+    """``test_case`` names no test case of this state machine in the mock configuration."""
+
+
 class LocalRuntime:
-    """Drives any number of executions in one process until none can make progress."""
+    """Drives any number of executions in one process until none can make progress.
+
+    Function calls run concurrently (``FunctionInvoker``). On the virtual clock a call takes
+    no time, unless it is still running when as much real time has passed as there is until
+    the next timer: then the clock jumps to that timer (so a stuck call meets its
+    TimeoutSeconds). Finished calls are handed back in the order they were scheduled, which
+    keeps runs deterministic.
+    """
 
     def __init__(
         self,
@@ -137,6 +150,8 @@ class LocalRuntime:
         record_history: bool = True,
         connections: ConnectionRegistry | None = None,
         http: HttpInvoker | None = None,
+        mocks: MockConfig | None = None,
+        threads: int = 8,
     ) -> None:
         self.clock = make_clock(clock) if isinstance(clock, str) else clock
         if isinstance(functions, FunctionRegistry):
@@ -148,8 +163,26 @@ class LocalRuntime:
         self.record_history = record_history
         # Each call runs on a loop of its own (asyncio.run): no client outlives its loop.
         self.http = http or HttpInvoker(connections, region=region, reuse_client=False)
+        self.mocks = mocks
+        self.invoker = FunctionInvoker(threads=threads)
         self._events: deque[tuple[Execution, Event]] = deque()
         self._timers = _TimerHeap()
+        self._sessions: dict[int, MockSession] = {}  # id(execution) -> its test case
+        # Calls in flight, in the order they were scheduled: (execution, task id) -> future.
+        self._running: dict[tuple[Execution, str], Future[Any]] = {}
+        self._finished: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._used_threads = False
+
+    def close(self) -> None:
+        """Abandon the calls still running (their threads are daemons)."""
+        for future in self._running.values():
+            self.invoker.abandon(future)
+        self._running.clear()
+        self.invoker.close()
+        if self._used_threads:
+            # Free this run's garbage here: compiled JSONata expressions must not be dropped
+            # by a collection that a handler's thread happens to trigger.
+            gc.collect()
 
     def start(
         self,
@@ -161,7 +194,17 @@ class LocalRuntime:
         state_machine_type: str = "STANDARD",
         role_arn: str | None = None,
         synchronous: bool = False,
+        test_case: str | None = None,
     ) -> Execution:
+        session = None
+        if test_case is not None:
+            found = self.mocks.test_case(state_machine_name, test_case) if self.mocks else None
+            if found is None:
+                raise UnknownTestCase(
+                    f"no test case {test_case!r} for state machine {state_machine_name!r} "
+                    "in the mock configuration"
+                )
+            session = MockSession(found)
         name = execution_name or str(uuid.uuid4())
         prefix = f"arn:aws:states:{self.region}:{self.account_id}"
         if state_machine_type == "EXPRESS":
@@ -186,6 +229,8 @@ class LocalRuntime:
             seed=uuid.uuid4().int & ((1 << 64) - 1),
             record_history=self.record_history,
         )
+        if session is not None:
+            self._sessions[id(execution)] = session
         self._perform(execution, execution.start(self.clock.now()))
         return execution
 
@@ -196,10 +241,14 @@ class LocalRuntime:
                 execution, event = self._events.popleft()
                 if execution.status == "RUNNING":
                     self._perform(execution, execution.step(event, self.clock.now()))
+            self._drop_stray_calls()
             fire_at = self._timers.peek_time()
-            if fire_at is None:
+            if self._running:
+                if self._await_calls(fire_at):
+                    continue
+            elif fire_at is None:
                 return
-            if not self.clock.is_virtual:
+            elif not self.clock.is_virtual:
                 delay = (fire_at - self.clock.now()).total_seconds()
                 if delay > 0:
                     time.sleep(delay)
@@ -210,6 +259,37 @@ class LocalRuntime:
                 return
             _, timer_id, execution = popped
             self._events.append((execution, TimerFired(timer_id)))
+
+    def _await_calls(self, fire_at: datetime | None) -> bool:
+        """Wait for the calls in flight until the next timer is due; hand back those that
+        finished, in the order they were scheduled. False: the timer is due first."""
+        timeout = None
+        if fire_at is not None:
+            timeout = max(0.0, (fire_at - self.clock.now()).total_seconds())
+        began = time.monotonic()
+        deadline = None if timeout is None else began + timeout
+        # Virtual clock: wait for every call (deterministic order); real: for the first.
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                self._finished.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if not self.clock.is_virtual or all(f.done() for f in self._running.values()):
+                break
+        done = [(key, f) for key, f in self._running.items() if f.done()]
+        for (execution, task_id), future in done:
+            del self._running[(execution, task_id)]
+            self._events.append((execution, outcome_event(task_id, future)))
+        if done:
+            return True
+        if fire_at is not None:
+            self.clock.advance_to(fire_at)
+        return False
+
+    def _drop_stray_calls(self) -> None:
+        for key in [k for k in self._running if k[0].status != "RUNNING"]:
+            self.invoker.abandon(self._running.pop(key))
 
     # --- commands ----------------------------------------------------------------------
 
@@ -222,34 +302,60 @@ class LocalRuntime:
             elif isinstance(command, CancelTimer):
                 self._timers.cancel(command.timer_id, execution)
             elif isinstance(command, CancelTask):
-                pass  # local calls complete synchronously; nothing is left to cancel
+                # TimeoutSeconds or a stop ended the attempt: its call is abandoned.
+                future = self._running.pop((execution, command.task_id), None)
+                if future is not None:
+                    self.invoker.abandon(future)
+
+    def _send(self, call: HttpCall, task_id: str) -> Event:
+        """An HTTP task, sent and answered in place (on a loop of its own)."""
+        try:
+            return TaskSucceeded(
+                task_id, asyncio.run(self.http.invoke(call.resource, call.parameters))
+            )
+        except StatesError as failure:
+            return TaskFailed(task_id, failure.error, failure.cause)
 
     def _run_task(self, execution: Execution, command: ScheduleTask) -> None:
-        events = self._events
-        task_id = command.task_id
-        resource = command.resource
-        try:
-            if is_http_resource(resource):
-                events.append((execution, TaskStarted(task_id)))
-                result = asyncio.run(self.http.invoke(resource, command.parameters))
-                events.append((execution, TaskSucceeded(task_id, result)))
-                return
-            if not is_lambda_resource(resource):
-                raise unhosted_resource(resource)
-            events.append((execution, TaskStarted(task_id)))
-            call = prepare_lambda_call(
-                resource,
-                command.parameters,
-                idempotency_key=command.idempotency_key,
-                functions=self.functions,
-                region=self.region,
-                account=self.account_id,
-            )
-            result = asyncio.run(call.run_async()) if call.is_async else call.run()
-        except StatesError as failure:
-            events.append((execution, TaskFailed(task_id, failure.error, failure.cause)))
+        session = self._sessions.get(id(execution))
+        if is_served(command, session):
+            self._events.append((execution, TaskStarted(command.task_id)))
+        task = dispatch(
+            command,
+            functions=self.functions,
+            session=session,
+            region=self.region,
+            account=self.account_id,
+        )
+        if isinstance(task, Answered):
+            self._events.append((execution, task.event(command.task_id)))
             return
-        events.append((execution, TaskSucceeded(task_id, result)))
+        if isinstance(task, HttpCall):
+            self._events.append((execution, self._send(task, command.task_id)))
+            return
+        fn = task.function
+        if (
+            command.timeout_seconds is None
+            and command.heartbeat_seconds is None
+            and not (fn.is_async or fn.isolate or fn.concurrency)
+        ):
+            # Nothing can end this attempt early: call it here, in order (deterministic, and
+            # no other thread ever drops this run's objects).
+            self._events.append((execution, _inline(task, command.task_id)))
+            return
+        self._used_threads = True
+        future = self.invoker.submit(task)
+        self._running[(execution, command.task_id)] = future
+        future.add_done_callback(lambda _: self._finished.put(None))
+
+
+def _inline(call: LambdaCall, task_id: str) -> Event:
+    try:
+        return TaskSucceeded(task_id, call.run())
+    except StatesError as failure:
+        return TaskFailed(task_id, failure.error, failure.cause)
+    except Exception as exc:  # a handler that breaks the runtime's contract
+        return TaskFailed(task_id, "States.Runtime", f"{type(exc).__name__}: {exc}")
 
 
 def result_of(execution: Execution) -> ExecutionResult:
@@ -306,10 +412,13 @@ def run_definition(
     role_arn: str | None = None,
     synchronous: bool = False,
     connections: ConnectionRegistry | None = None,
+    mocks: MockConfig | None = None,
+    test_case: str | None = None,
 ) -> ExecutionResult:
     """Parse ``definition``, run one execution on ``input_json`` to its end, return the result.
 
-    An invalid definition raises ``DefinitionError`` (AWS ``InvalidDefinition``).
+    An invalid definition raises ``DefinitionError`` (AWS ``InvalidDefinition``); a
+    ``test_case`` the ``mocks`` do not hold for ``state_machine_name``, ``UnknownTestCase``.
     """
     machine = parse_definition(definition, state_machine_type=state_machine_type)
     runtime = LocalRuntime(
@@ -318,15 +427,20 @@ def run_definition(
         account_id=account_id,
         region=region,
         connections=connections,
+        mocks=mocks,
     )
-    execution = runtime.start(
-        machine,
-        parse_execution_input(input_json),
-        state_machine_name=state_machine_name,
-        execution_name=execution_name,
-        state_machine_type=state_machine_type,
-        role_arn=role_arn,
-        synchronous=synchronous,
-    )
-    runtime.run_until_idle()
+    try:
+        execution = runtime.start(
+            machine,
+            parse_execution_input(input_json),
+            state_machine_name=state_machine_name,
+            execution_name=execution_name,
+            state_machine_type=state_machine_type,
+            role_arn=role_arn,
+            synchronous=synchronous,
+            test_case=test_case,
+        )
+        runtime.run_until_idle()
+    finally:
+        runtime.close()
     return result_of(execution)

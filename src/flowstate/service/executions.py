@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowstate.asl.errors import DefinitionError
+from flowstate.integrations.mocks import TEST_CASE_ATTRIBUTE, split_test_case
 from flowstate.interpreter.history import dump_json
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES
 from flowstate.runtime.engine import (
@@ -103,7 +104,9 @@ class Executions:
 
     # --- starting ------------------------------------------------------------------------
 
-    def _prepare(self, request: Mapping[str, Any], target: ExecutionTarget) -> StartRequest:
+    def _prepare(
+        self, request: Mapping[str, Any], target: ExecutionTarget, test_case: str | None = None
+    ) -> StartRequest:
         machine = target.state_machine
         name = request.get("name")
         if name is None:
@@ -123,6 +126,9 @@ class Executions:
         attributes: dict[str, Any] = {"roleArn": target.role_arn}
         if request.get("traceHeader") is not None:
             attributes["traceHeader"] = request["traceHeader"]
+        if test_case is not None:
+            # Remembered with the execution, so its mocks survive a restart.
+            attributes[TEST_CASE_ATTRIBUTE] = test_case
         return StartRequest(
             definition=target.definition,
             state_machine_arn=machine.arn,
@@ -142,9 +148,25 @@ class Executions:
     async def _target(self, arn: str) -> ExecutionTarget:
         return await self.engine.read(self.catalog.resolve_target, arn)
 
+    async def _mocked_target(self, given: str) -> tuple[ExecutionTarget, str | None]:
+        """Step Functions Local: ``<stateMachineArn>#<CASE>`` runs test case CASE of the
+        mock configuration."""
+        arn, test_case = split_test_case(given)
+        target = await self._target(arn)
+        if test_case is not None:
+            mocks = self.engine.mocks
+            name = target.state_machine.name
+            if mocks is None or mocks.test_case(name, test_case) is None:
+                raise ServiceError(
+                    INVALID_ARN,
+                    f"Invalid Arn: 'no test case {test_case!r} for state machine {name!r} in "
+                    "the mock configuration'",
+                )
+        return target, test_case
+
     async def start_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        target = await self._target(request["stateMachineArn"])
-        start = self._prepare(request, target)
+        target, test_case = await self._mocked_target(request["stateMachineArn"])
+        start = self._prepare(request, target, test_case)
         existing = await self.engine.read(self.store.get_execution, start.arn)
         if existing is not None:
             return self._same_start(existing, start)
@@ -171,14 +193,14 @@ class Executions:
         raise ServiceError(EXECUTION_ALREADY_EXISTS, f"Execution Already Exists: '{start.arn}'")
 
     async def start_sync_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        target = await self._target(request["stateMachineArn"])
+        target, test_case = await self._mocked_target(request["stateMachineArn"])
         if target.state_machine.type != "EXPRESS":
             raise ServiceError(
                 STATE_MACHINE_TYPE_NOT_SUPPORTED,
                 "This operation is not supported by this type of state machine: "
                 f"'{target.state_machine.arn}' is STANDARD",
             )
-        start = self._prepare(request, target)
+        start = self._prepare(request, target, test_case)
         try:
             live = await self.engine.run_sync(start)
         except EngineClosed as error:

@@ -31,6 +31,7 @@ from flowstate.integrations.http import (
     inspection_data,
     is_http_resource,
 )
+from flowstate.integrations.mocks import MockConfig
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
@@ -73,6 +74,7 @@ class Service:
         settings: ServiceSettings | None = None,
         deploy: Iterable[Path] = (),
         connections: ConnectionRegistry | None = None,
+        mocks: MockConfig | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -82,6 +84,7 @@ class Service:
             store,
             clock=clock,
             functions=functions,
+            mocks=mocks,
             settings=EngineSettings(
                 account_id=s.account_id,
                 region=s.region,

@@ -64,6 +64,7 @@ from flowstate.asl.errors import DefinitionError, StatesError
 from flowstate.asl.model import JSONATA, MapState, State, StateMachine
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.functions import (
+    Function,
     FunctionRegistry,
     invoke_response,
     is_lambda_resource,
@@ -604,6 +605,9 @@ class _EveryFunction(FunctionRegistry):
 
     def get(self, name: str) -> Any:
         return lambda event, context: None  # never called: only the name and event are used
+
+    def entry(self, name: str) -> Function:
+        return Function(name, self.get(name))
 
 
 def _call(

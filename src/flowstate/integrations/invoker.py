@@ -1,0 +1,276 @@
+"""How function calls run: ``async`` handlers on an event loop, sync handlers on a bounded
+pool of threads, isolated functions in a process each; at most ``concurrency`` calls of one
+function at once (the others queue, in order).
+
+Every call is a ``concurrent.futures.Future`` resolving to the task's result or raising its
+``StatesError``. A call whose attempt has ended (TimeoutSeconds, a stop) is *abandoned*: an
+async one is cancelled, an isolated one's process is killed, a sync one is left to finish on
+its thread and its result dropped. The threads are daemons, so a stuck handler never keeps the
+engine, or the process at exit, waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from flowstate.asl.errors import RUNTIME, StatesError
+from flowstate.integrations.functions import Function, FunctionError, LambdaCall
+from flowstate.integrations.isolation import IsolatedCall, handler_ref
+
+__all__ = ["FunctionInvoker"]
+
+
+class _Threads:
+    """At most ``size`` daemon threads, started as work arrives."""
+
+    def __init__(self, size: int, prefix: str) -> None:
+        self._size = max(1, size)
+        self._prefix = prefix
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._pending = 0
+
+    def run(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._pending > self._idle and self._threads < self._size:
+                self._threads += 1
+                thread = threading.Thread(
+                    target=self._worker, name=f"{self._prefix}-{self._threads}", daemon=True
+                )
+                thread.start()
+        self._queue.put(work)
+
+    def _worker(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            work = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                self._pending -= 1
+            if work is None:
+                return
+            work()
+
+    def close(self) -> None:
+        with self._lock:
+            count = self._threads
+            self._threads = self._size  # no new threads
+        for _ in range(count):
+            self._queue.put(None)
+
+
+class _Gate:
+    """A function's concurrency limit: starts beyond it wait their turn (FIFO)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self._waiting: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+
+    def enter(self, start: Callable[[], None]) -> None:
+        with self._lock:
+            if self.running >= self.limit:
+                self._waiting.append(start)
+                return
+            self.running += 1
+        start()
+
+    def leave(self) -> None:
+        with self._lock:
+            if self._waiting:
+                start = self._waiting.popleft()  # the slot passes to it
+            else:
+                self.running -= 1
+                return
+        start()
+
+
+class FunctionInvoker:
+    """Runs ``LambdaCall``s; ``loop`` (default: a private one) runs the ``async`` handlers."""
+
+    def __init__(self, *, threads: int = 32, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._threads = _Threads(threads, "flowstate-fn")
+        self._loop = loop
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_done = threading.Event()
+        self._gates: dict[str, _Gate] = {}
+        self._lock = threading.Lock()
+        # What can be stopped of a running call: an async call's future, an isolated process.
+        self._stoppers: dict[Future[Any], Callable[[], None]] = {}
+        self._abandoned: set[Future[Any]] = set()
+
+    # --- public ----------------------------------------------------------------------------
+
+    def submit(self, call: LambdaCall) -> Future[Any]:
+        outer: Future[Any] = Future()
+        gate = self._gate(call.function)
+        if gate is None:
+            self._start(call, outer, None)
+        else:
+            gate.enter(lambda: self._start(call, outer, gate))
+        return outer
+
+    def abandon(self, future: Future[Any]) -> None:
+        """The attempt is over: stop the call if it can be stopped, never wait for it."""
+        with self._lock:
+            stop = self._stoppers.pop(future, None)
+            if not future.done():
+                self._abandoned.add(future)
+        if stop is not None:
+            stop()
+        future.cancel()  # only succeeds while it still waits for its turn
+
+    def running_of(self, name: str) -> int:
+        gate = self._gates.get(name)
+        return gate.running if gate is not None else 0
+
+    def close(self) -> None:
+        self._threads.close()
+        with self._lock:
+            stoppers = list(self._stoppers.values())
+            self._stoppers.clear()
+        for stop in stoppers:
+            stop()
+        if self._own_loop is not None:
+            # Let the cancelled handlers unwind before the loop stops (briefly: a handler
+            # that ignores its cancellation is left behind with the daemon thread).
+            asyncio.run_coroutine_threadsafe(_drain(), self._own_loop)
+            self._loop_done.wait(timeout=1)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _gate(self, fn: Function) -> _Gate | None:
+        if fn.concurrency is None:
+            return None
+        with self._lock:
+            gate = self._gates.get(fn.name)
+            if gate is None or gate.limit != fn.concurrency:
+                gate = self._gates[fn.name] = _Gate(fn.concurrency)
+            return gate
+
+    def _start(self, call: LambdaCall, outer: Future[Any], gate: _Gate | None) -> None:
+        if not outer.set_running_or_notify_cancel():  # abandoned while it waited
+            if gate is not None:
+                gate.leave()
+            return
+
+        def settle(result: Any = None, failure: BaseException | None = None) -> None:
+            with self._lock:
+                self._stoppers.pop(outer, None)
+                self._abandoned.discard(outer)
+            if gate is not None:
+                gate.leave()
+            if failure is not None:
+                outer.set_exception(failure)
+            else:
+                outer.set_result(result)
+
+        if call.function.isolate:
+            self._threads.run(lambda: self._run_isolated(call, outer, settle))
+        elif call.is_async:
+            self._run_async(call, outer, settle)
+        else:
+            self._threads.run(lambda: _run_sync(call, settle))
+
+    def _run_async(self, call: LambdaCall, outer: Future[Any], settle: Callable[..., None]) -> None:
+        inner = asyncio.run_coroutine_threadsafe(call.run_async(), self._event_loop())
+
+        def done(f: Future[Any]) -> None:
+            if f.cancelled():
+                settle(failure=StatesError(RUNTIME, "the call was abandoned"))
+                return
+            failure = f.exception()
+            if failure is None:
+                settle(f.result())
+            elif isinstance(failure, StatesError):
+                settle(failure=failure)
+            else:
+                settle(failure=_broken(failure))
+
+        def stop() -> None:
+            inner.cancel()
+
+        with self._lock:
+            self._stoppers[outer] = stop
+        inner.add_done_callback(done)
+
+    def _run_isolated(
+        self, call: LambdaCall, outer: Future[Any], settle: Callable[..., None]
+    ) -> None:
+        try:
+            isolated = IsolatedCall(handler_ref(call.function), call.event, call.context())
+        except Exception as exc:
+            settle(failure=_broken(exc))
+            return
+        with self._lock:
+            abandoned = outer in self._abandoned
+            self._stoppers[outer] = isolated.kill
+        if abandoned:
+            isolated.kill()
+        try:
+            reply = isolated.wait()
+        except FunctionError as failure:
+            settle(failure=failure.compacted(call.invoke_api))
+            return
+        except StatesError as failure:
+            settle(failure=failure)
+            return
+        settle(call.shape(reply))
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None:
+            return self._loop
+        with self._lock:
+            if self._own_loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=_serve_loop,
+                    args=(loop, self._loop_done),
+                    name="flowstate-fn-loop",
+                    daemon=True,
+                ).start()
+                self._own_loop = loop
+            return self._own_loop
+
+
+async def _drain() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    asyncio.get_running_loop().stop()
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop, done: threading.Event) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+        done.set()
+
+
+def _run_sync(call: LambdaCall, settle: Callable[..., None]) -> None:
+    try:
+        result = call.run()
+    except StatesError as failure:
+        settle(failure=failure)
+    except BaseException as exc:  # a handler that breaks the runtime's contract
+        settle(failure=_broken(exc))
+    else:
+        settle(result)
+
+
+def _broken(exc: BaseException) -> StatesError:
+    return StatesError(RUNTIME, f"{type(exc).__name__}: {exc}")

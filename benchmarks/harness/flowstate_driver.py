@@ -32,7 +32,6 @@ from flowstate.integrations.functions import FunctionRegistry
 from flowstate.runtime.clock import RealClock
 from flowstate.runtime.engine import Engine, EngineSettings, StartRequest
 from flowstate.storage import MemoryStore, SQLiteStore, StateMachineRecord, Store, open_store
-
 from harness.noop_functions import noop, noop_async
 from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb
 from harness.workloads import (

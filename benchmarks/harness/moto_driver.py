@@ -23,12 +23,12 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-import boto3  # noqa: E402  (after the fake credentials)
-import moto  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+import moto
+from moto import mock_aws
 
-from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb  # noqa: E402
-from harness.workloads import (  # noqa: E402
+from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb
+from harness.workloads import (
     Workload,
     count_transitions,
     load_workload,

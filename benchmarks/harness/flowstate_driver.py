@@ -33,7 +33,7 @@ from flowstate.runtime.clock import RealClock
 from flowstate.runtime.engine import Engine, EngineSettings, StartRequest
 from flowstate.storage import MemoryStore, SQLiteStore, StateMachineRecord, Store, open_store
 from harness.noop_functions import noop, noop_async
-from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb
+from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb, timed, total_runs
 from harness.workloads import (
     Workload,
     count_transitions,
@@ -223,7 +223,7 @@ async def run(args: DriverArgs) -> dict[str, Any]:
     fleet_figures: dict[str, Any] | None = None
     error: str | None = None
     with tempfile.TemporaryDirectory() as tmp:
-        for n in range(args.repeat):
+        for n in range(total_runs(args)):
             with fresh_store(args.engine, Path(tmp), n) as store:
                 engine = Engine(
                     store,
@@ -252,7 +252,7 @@ async def run(args: DriverArgs) -> dict[str, Any]:
                 finally:
                     await engine.stop()
     return {
-        "walls": walls,
+        "walls": timed(args, walls),
         "output_ok": error is None,
         "error": error,
         "history_transitions": history,

@@ -26,7 +26,7 @@ import boto3
 import botocore.config
 
 import flowstate
-from harness.protocol import DriverArgs, emit, parse_driver_args
+from harness.protocol import DriverArgs, emit, parse_driver_args, timed, total_runs
 from harness.workloads import Workload, count_transitions, load_workload, same_json
 
 ROLE = "arn:aws:iam::123456789012:role/bench"
@@ -106,7 +106,7 @@ def run(args: DriverArgs, sfn: Any) -> dict[str, Any]:
     error: str | None = None
     history: int | None = None
     serial = 0
-    for n in range(args.repeat):
+    for n in range(total_runs(args)):
         machine_arn = sfn.create_state_machine(
             name=f"{work.name}-{n}", definition=work.definition, roleArn=ROLE
         )["stateMachineArn"]
@@ -136,7 +136,7 @@ def run(args: DriverArgs, sfn: Any) -> dict[str, Any]:
         walls.append(time.perf_counter() - began)
         error = error or check(work, described)
     return {
-        "walls": walls,
+        "walls": timed(args, walls),
         "output_ok": error is None,
         "error": error,
         "history_transitions": history,

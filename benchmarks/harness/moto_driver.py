@@ -27,7 +27,7 @@ import boto3
 import moto
 from moto import mock_aws
 
-from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb
+from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb, timed, total_runs
 from harness.workloads import (
     Workload,
     count_transitions,
@@ -116,7 +116,7 @@ def run(args: DriverArgs) -> dict[str, Any]:
             ]
         )
 
-    for _ in range(args.repeat):
+    for _ in range(total_runs(args)):
         warm = start()
         error = error or check(work, wait_all(sfn, [warm]))
         history = history_transitions(sfn, warm)
@@ -152,7 +152,7 @@ def run(args: DriverArgs) -> dict[str, Any]:
         walls.append(time.perf_counter() - began)
         error = error or check(work, described)
     return {
-        "walls": walls,
+        "walls": timed(args, walls),
         "output_ok": error is None,
         "error": error,
         "history_transitions": history,

@@ -1,7 +1,9 @@
 """What the orchestrator tells a driver (arguments) and what a driver answers (one JSON line).
 
-A driver runs one engine on one workload in one mode, ``--repeat`` times, each time after a
-warm-up execution that is not timed, and prints one line:
+A driver runs one engine on one workload in one mode ``--repeat`` times, each time after a
+warm-up execution that is not timed, after one whole warm-up run whose time is discarded
+(JIT compilers — Node's — and caches are warm for every timed run; wait_fleet, a memory
+measurement, has no warm-up run). It prints one line:
 
     {"engine", "workload", "mode", "executions", "walls": [seconds per run],
      "output_ok", "error", "history_transitions", "version", "note", "fleet"?, "peak_rss_kb"?}
@@ -24,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["DriverArgs", "emit", "parse_driver_args", "rss_kb"]
+__all__ = ["DriverArgs", "emit", "parse_driver_args", "rss_kb", "timed", "total_runs"]
 
 
 class DriverArgs(argparse.Namespace):
@@ -59,3 +61,13 @@ def rss_kb() -> int:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def total_runs(args: DriverArgs) -> int:
+    """The runs to make: ``--repeat`` timed ones after one warm-up run (none for wait_fleet)."""
+    return args.repeat if args.mode == "fleet" else args.repeat + 1
+
+
+def timed(args: DriverArgs, walls: list[float]) -> list[float]:
+    """The wall times that count: all but the warm-up run's."""
+    return walls if args.mode == "fleet" else walls[1:]

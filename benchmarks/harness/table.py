@@ -116,7 +116,8 @@ def _notes(rows: Sequence[Row]) -> list[str]:
         if row.note:
             grouped.setdefault((row.engine, row.note), []).append(where)
         if (
-            row.history_transitions is not None
+            row.output_ok
+            and row.history_transitions is not None
             and row.transitions_per_execution is not None
             and row.history_transitions != row.transitions_per_execution
         ):

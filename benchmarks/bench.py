@@ -149,8 +149,8 @@ def header(args: argparse.Namespace) -> list[str]:
         f"flowstate benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
-        f"median of {args.repeat} timed runs per row (wait_fleet: 1), each after 1 warm-up; "
-        "every output checked against *.expected.json; history recorded by every engine",
+        f"median of {args.repeat} timed runs per row (wait_fleet: 1 run) after a discarded "
+        "warm-up run; every output checked against *.expected.json; history on for every engine",
     ]
 
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck contracts pytest fast conformance clean
+.PHONY: run test check lint typecheck contracts pytest fast conformance bench bench-json clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,32 @@ fast: $(VENV)/.installed-dev
 ## conformance: the shared AWS-recorded corpus, with the skip table
 conformance: $(VENV)/.installed
 	$(BIN)/flowstate conformance ../shared/conformance --skip tests/conformance_skip.toml
+
+## bench: every workload on flowstate, moto and aws-local-stepfunctions; prints a table
+## bench-json: the same, one JSON object per line. Narrow with WORKLOAD=, EXECUTIONS=, REPEAT=
+# The peers live in .bench/ (git-ignored), at pinned versions, in their own environments.
+PEERS        := .bench
+MOTO_VERSION := 5.2.5
+ALS_VERSION  := 3.0.0
+REPEAT       ?= 3
+BENCH_ARGS    = --repeat $(REPEAT) $(if $(WORKLOAD),--workload $(WORKLOAD)) \
+                $(if $(EXECUTIONS),--executions $(EXECUTIONS)) $(if $(ENGINES),--engines $(ENGINES))
+
+$(PEERS)/moto/.installed:
+	$(PYTHON) -m venv $(PEERS)/moto
+	$(PEERS)/moto/bin/python -m pip install --quiet 'moto[stepfunctions,awslambda]==$(MOTO_VERSION)' >&2
+	touch $@
+
+$(PEERS)/node/.installed:
+	npm install --silent --no-audit --no-fund --prefix $(PEERS)/node \
+		aws-local-stepfunctions@$(ALS_VERSION) >&2
+	touch $@
+
+bench: $(VENV)/.installed-dev $(PEERS)/moto/.installed $(PEERS)/node/.installed
+	@$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-json: $(VENV)/.installed-dev $(PEERS)/moto/.installed $(PEERS)/node/.installed
+	@$(BIN)/python benchmarks/bench.py --json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

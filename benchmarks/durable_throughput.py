@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.workloads import load_workload
+
 from flowstate.integrations.functions import FunctionRegistry
 from flowstate.runtime.clock import VirtualClock
 from flowstate.runtime.engine import Engine, EngineSettings, StartRequest
 from flowstate.storage import MemoryStore, SQLiteStore, StateMachineRecord, Store
 
-WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "workloads"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"
 
@@ -61,13 +62,8 @@ def flaky(event: Any, context: Any) -> Any:
 def workload(name: str) -> tuple[str, Any, Any, int]:
     if name == "wait_retry":
         return json.dumps(WAIT_RETRY), {"n": 1}, {"n": 1}, 3
-    manifest = json.loads((WORKLOADS / "manifest.json").read_text())[name]
-    return (
-        (WORKLOADS / manifest["definition"]).read_text(),
-        json.loads((WORKLOADS / manifest["input"]).read_text()),
-        json.loads((WORKLOADS / manifest["expected_output"]).read_text()),
-        manifest["transitions_per_execution"],
-    )
+    work = load_workload(name)
+    return work.definition, work.input, work.expected, work.transitions_per_execution
 
 
 async def run_once(store: Store, machine_type: str, name: str, executions: int) -> float:

@@ -15,18 +15,19 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import resource
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harness.protocol import rss_kb
+from harness.workloads import load_workload, with_wait_seconds
+
 from flowstate.runtime.clock import VirtualClock
 from flowstate.runtime.engine import Engine, StartRequest
 from flowstate.storage import SQLiteStore, StateMachineRecord
 
-WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "workloads"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:wait_fleet"
 ROLE = "arn:aws:iam::123456789012:role/bench"
 
@@ -41,18 +42,10 @@ class HeldClock(VirtualClock):
             super().advance_to(moment)
 
 
-def rss_kb() -> int:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
 async def main(executions: int, db: Path) -> None:
-    definition = json.loads((WORKLOADS / "wait_fleet.json").read_text())
-    definition["States"]["Sleep"]["Seconds"] = 3600
-    text = json.dumps(definition)
-    value = json.loads((WORKLOADS / "wait_fleet.input.json").read_text())
-    expected = json.loads((WORKLOADS / "wait_fleet.expected.json").read_text())
+    work = load_workload("wait_fleet")
+    text = with_wait_seconds(work.definition, 3600)
+    value, expected = work.input, work.expected
     store = SQLiteStore(db)
     now = datetime.now(UTC)
     store.create_state_machine(

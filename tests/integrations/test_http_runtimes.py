@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.connections import Connection, ConnectionRegistry
 from flowstate.integrations.http import HttpInvoker
@@ -20,6 +19,8 @@ from flowstate.runtime.clock import VirtualClock
 from flowstate.runtime.engine import Engine, EngineSettings, StartRequest
 from flowstate.runtime.local import LocalRuntime, result_of, run_definition
 from flowstate.storage import StateMachineRecord, open_store
+
+from .conftest import Server
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/flowstate"

@@ -21,9 +21,10 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -196,6 +197,11 @@ class Engine:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowstate-commit")
         self._reader = ThreadPoolExecutor(2, thread_name_prefix="flowstate-read")
         self._invoker: FunctionInvoker | None = None  # made on the loop, in start()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Calls finished on other threads, waiting for the loop (see _completed).
+        self._inbox: list[tuple[Callable[[Event | None], None], Event]] = []
+        self._inbox_lock = threading.Lock()
+        self._inbox_armed = False
         # Calls in flight per execution (task id -> call), and mocked executions' test cases.
         self._running: dict[str, dict[str, Future[Any] | asyncio.Future[Any]]] = {}
         self._sessions: dict[str, MockSession | None] = {}
@@ -207,9 +213,8 @@ class Engine:
 
     async def start(self) -> None:
         """Recover what the store says is in progress, then start the loops."""
-        self._invoker = FunctionInvoker(
-            threads=self.settings.task_threads, loop=asyncio.get_running_loop()
-        )
+        self._loop = asyncio.get_running_loop()
+        self._invoker = FunctionInvoker(threads=self.settings.task_threads, loop=self._loop)
         await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
@@ -771,8 +776,13 @@ class Engine:
         if isinstance(task, Answered):
             finished(task.event(task_id))
             return
-        if isinstance(task, HttpCall):  # a coroutine on this loop, as async handlers
-            call = asyncio.ensure_future(self.http.invoke(task.resource, task.parameters))
+        coroutine: Coroutine[Any, Any, Any] | None = None
+        if isinstance(task, HttpCall):
+            coroutine = self.http.invoke(task.resource, task.parameters)
+        elif task.is_async and not task.function.isolate and task.function.concurrency is None:
+            coroutine = task.run_async()  # nothing to queue behind: straight onto this loop
+        if coroutine is not None:
+            call = asyncio.ensure_future(coroutine)
             self._running.setdefault(arn, {})[task_id] = call
             call.add_done_callback(
                 lambda f: None if f.cancelled() else finished(outcome_event(task_id, f))
@@ -782,16 +792,34 @@ class Engine:
         if self._invoker is None or self._closing:  # draining: the call is re-run on restart
             finished(None)
             return
+        assert not isinstance(task, HttpCall)
         future = self._invoker.submit(task)
         self._running.setdefault(arn, {})[task_id] = future
-        loop = asyncio.get_running_loop()
 
-        def done(f: Future[Any]) -> None:
+        def done(f: Future[Any]) -> None:  # on the handler's thread
             if not f.cancelled():
-                loop.call_soon_threadsafe(finished, outcome_event(task_id, f))
+                self._completed(finished, outcome_event(task_id, f))
 
         future.add_done_callback(done)
         self._finishers[(arn, task_id)] = finished
+
+    def _completed(self, finished: Callable[[Event | None], None], event: Event) -> None:
+        """A call ended on another thread: hand its event to the loop. One wake-up carries
+        every completion that arrives before the loop gets to them."""
+        with self._inbox_lock:
+            self._inbox.append((finished, event))
+            if self._inbox_armed:
+                return
+            self._inbox_armed = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._drain_inbox)
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            items, self._inbox = self._inbox, []
+            self._inbox_armed = False
+        for finished, event in items:
+            finished(event)
 
     def _abandon(self, arn: str, task_id: str) -> None:
         """The attempt ended (TimeoutSeconds, a stop, the execution's end): drop its call."""

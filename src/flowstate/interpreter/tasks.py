@@ -20,11 +20,20 @@ from flowstate.interpreter import dataflow
 from flowstate.interpreter.frames import Frame, Phase
 from flowstate.interpreter.history import Payload, error_details
 from flowstate.interpreter.messages import ScheduleTask
+from flowstate.interpreter.tokens import make_task_token
 
 if TYPE_CHECKING:
     from flowstate.interpreter.execution import Execution
 
-__all__ = ["ResourceKind", "on_failed", "on_started", "on_succeeded", "resource_kind", "run"]
+__all__ = [
+    "ResourceKind",
+    "on_failed",
+    "on_started",
+    "on_submitted",
+    "on_succeeded",
+    "resource_kind",
+    "run",
+]
 
 
 class ResourceKind:
@@ -114,10 +123,15 @@ def run(execution: Execution, frame: Frame, state: TaskState) -> None:
     timeout = _timeout_value(execution, frame, state, heartbeat=False)
     heartbeat = _timeout_value(execution, frame, state, heartbeat=True)
     kind = resource_kind(state.resource, execution.info.arn.split(":")[3])
-    token = None
-    if kind.token:
-        token = execution.entropy.uuid4()
+    known = execution.known_activities
+    if kind.family == "activity" and known is not None and state.resource not in known:
+        # Recorded AWS: refused before ActivityScheduled, as an uncatchable runtime error.
+        raise EvaluationError(errors.RUNTIME, f"The activity {state.resource} does not exist.")
     task_id = f"{frame.id}:{execution.event_count + 1}"
+    token = None
+    if kind.token or kind.family == "activity":
+        # An activity worker answers with a token too (GetActivityTask hands it out).
+        token = make_task_token(execution.info.arn, task_id, execution.entropy.uuid4())
     if kind.family == "lambda":
         details: dict[str, Any] = {
             "input": Payload(parameters),
@@ -192,12 +206,15 @@ def _kind(execution: Execution, frame: Frame) -> ResourceKind:
     return resource_kind(state.resource, execution.info.arn.split(":")[3])
 
 
-def on_started(execution: Execution, frame: Frame) -> None:
+def on_started(execution: Execution, frame: Frame, worker_name: str | None = None) -> None:
     kind = _kind(execution, frame)
     if kind.family == "lambda":
         execution.emit(frame, "LambdaFunctionStarted")
     elif kind.family == "activity":
-        execution.emit(frame, "ActivityStarted", "activityStartedEventDetails", {})
+        details = {} if worker_name is None else {"workerName": worker_name}
+        execution.emit(frame, "ActivityStarted", "activityStartedEventDetails", details)
+        # The worker has HeartbeatSeconds from the moment it took the task.
+        on_heartbeat(execution, frame)
     else:
         execution.emit(
             frame,
@@ -205,6 +222,24 @@ def on_started(execution: Execution, frame: Frame) -> None:
             "taskStartedEventDetails",
             {"resource": kind.resource, "resourceType": kind.resource_type},
         )
+
+
+def on_submitted(execution: Execution, frame: Frame, output: Any) -> None:
+    """``.sync``/``.waitForTaskToken``: the call was made; AWS records its response."""
+    kind = _kind(execution, frame)
+    if kind.family != "service":
+        return
+    execution.emit(
+        frame,
+        "TaskSubmitted",
+        "taskSubmittedEventDetails",
+        {
+            "output": Payload(output),
+            "outputDetails": {"truncated": False},
+            "resource": kind.resource,
+            "resourceType": kind.resource_type,
+        },
+    )
 
 
 def on_heartbeat(execution: Execution, frame: Frame) -> None:

@@ -34,7 +34,6 @@ from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.functions import (
     FunctionRegistry,
-    is_lambda_resource,
     prepare_lambda_call,
     unhosted_resource,
 )
@@ -56,6 +55,14 @@ from flowstate.interpreter.messages import (
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.external import (
+    SCHEDULED,
+    Callback,
+    EngineClosed,
+    ExternalTasks,
+    TaskGone,
+    task_route,
+)
 from flowstate.runtime.live import (
     Live,
     TickChanges,
@@ -78,10 +85,6 @@ __all__ = [
 
 log = logging.getLogger("flowstate.engine")
 T = TypeVar("T")
-
-
-class EngineClosed(RuntimeError):
-    """The engine is draining or stopped: it takes no new work."""
 
 
 class NotRedrivable(Exception):
@@ -143,6 +146,9 @@ class _Redrive(_Start):
     __slots__ = ()
 
 
+_Item = Event | _Start | Callback  # one piece of an execution's pending work
+
+
 class Engine:
     def __init__(
         self,
@@ -157,7 +163,7 @@ class Engine:
         self.functions = functions or FunctionRegistry()
         self.settings = settings or EngineSettings()
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
-        self._work: OrderedDict[str, list[Event | _Start]] = OrderedDict()
+        self._work: OrderedDict[str, list[_Item]] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._firing: set[tuple[str, str]] = set()  # durable timers handed to a tick
@@ -177,11 +183,14 @@ class Engine:
             self.settings.task_threads, thread_name_prefix="flowstate-task"
         )
         self.commits = 0  # batches landed (for tests and metrics)
+        # Activities, task-token callbacks and nested executions (runtime/external.py).
+        self.external = ExternalTasks(self)
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover what the store says is in progress, then start the loops."""
+        await self._read(self._load_activities)
         await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
@@ -193,6 +202,7 @@ class Engine:
     async def stop(self) -> None:
         """Drain: take no new work, let the commit in flight land, stop the loops."""
         self._closing = True
+        self.external.close()
         self._wake.set()
         while self._busy:
             await asyncio.sleep(0.005)
@@ -352,7 +362,7 @@ class Engine:
                 return
         await future
 
-    def _enqueue(self, arn: str, item: Event | _Start) -> None:
+    def _enqueue(self, arn: str, item: _Item) -> None:
         work = self._work.get(arn)
         if work is None:
             self._work[arn] = [item]
@@ -401,6 +411,9 @@ class Engine:
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
                     orphans[arn] = fired
+                for item in items:  # a callback for an execution that has ended
+                    if isinstance(item, Callback) and not item.future.done():
+                        item.future.set_exception(TaskGone(arn))
                 for future in self._waiters.pop(arn, ()):  # nothing to change: answer now
                     if not future.done():
                         future.set_result(None)
@@ -436,13 +449,20 @@ class Engine:
             self._timer_wake.set()
 
     def _apply(
-        self, live: Live, items: list[Event | _Start], changes: TickChanges, now: datetime
+        self, live: Live, items: list[_Item], changes: TickChanges, now: datetime
     ) -> list[Command]:
         """Step ``live`` through this tick's items; returns the commands to carry out."""
         execution = live.execution
+        execution.known_activities = self.external.activities.known
         commands: list[Command] = []
         for item in items:
-            if isinstance(item, _Redrive):
+            if isinstance(item, Callback):
+                if not execution.has_task(item.event.task_id):  # type: ignore[union-attr]
+                    if not item.future.done():
+                        item.future.set_exception(TaskGone(live.arn))
+                    continue
+                out = execution.step(self.external.prepare(live, item.event, changes), now)
+            elif isinstance(item, _Redrive):
                 out = redrive(execution, now)
                 live.record = replace(  # a stop in this same tick overrides it in build_delta
                     live.record,
@@ -463,7 +483,7 @@ class Engine:
                 if isinstance(item, TimerFired):
                     changes.timers_removed.add(item.timer_id)
                     changes.timers_added.pop(item.timer_id, None)
-                out = execution.step(item, now)
+                out = execution.step(self.external.prepare(live, item, changes), now)
             self._collect(live, out, changes, commands, now)
         return commands
 
@@ -492,7 +512,8 @@ class Engine:
                 else:
                     commands.append(command)
             elif isinstance(command, ScheduleTask):
-                if not is_lambda_resource(command.resource):
+                route = task_route(command.resource)
+                if route.kind == "unhosted":
                     # Nothing to call: the failure is decided now, in this same tick.
                     failure = unhosted_resource(command.resource)
                     pending.extend(
@@ -501,9 +522,13 @@ class Engine:
                         )
                     )
                     continue
-                # The call goes out right after this tick's commit: it has started.
                 changes.tasks_added[command.task_id] = command
-                pending.extend(execution.step(TaskStarted(command.task_id), now))
+                if route.kind == "activity":
+                    # Queued for a worker after this tick's commit; started when one takes it.
+                    changes.task_states[command.task_id] = SCHEDULED
+                else:
+                    # The call goes out right after this tick's commit: it has started.
+                    pending.extend(execution.step(TaskStarted(command.task_id), now))
                 commands.append(command)
             elif isinstance(command, CancelTask):
                 changes.tasks_added.pop(command.task_id, None)
@@ -514,11 +539,13 @@ class Engine:
         for item_task_id in [t for t in live.tasks if t not in execution._tasks]:
             changes.tasks_removed.add(item_task_id)
 
-    def _after_tick(self, live: Live, items: list[Event | _Start], commands: list[Command]) -> None:
+    def _after_tick(self, live: Live, items: list[_Item], commands: list[Command]) -> None:
         arn = live.arn
         for item in items:
             if isinstance(item, _Start) and not item.future.done():
                 item.future.set_result(live.record)
+            elif isinstance(item, Callback) and not item.future.done():
+                item.future.set_result(None)
             elif isinstance(item, TimerFired):
                 self._firing.discard((arn, item.timer_id))
         for future in self._waiters.pop(arn, ()):
@@ -526,7 +553,9 @@ class Engine:
                 future.set_result(None)
         for command in commands:
             if isinstance(command, ScheduleTask):
-                self._invoke(live, command)
+                self.external.perform(live, command)
+            elif isinstance(command, CancelTask):
+                self.external.cancel(arn, command.task_id)
             elif isinstance(command, StartTimer):
                 self._mem_timers.push(command.fire_at, arn, command.timer_id)
                 self._timer_wake.set()
@@ -559,7 +588,7 @@ class Engine:
 
     def _commit_failed(
         self,
-        batch: dict[str, list[Event | _Start]],
+        batch: dict[str, list[_Item]],
         applied: list[tuple[Live, TickChanges, list[Command], ExecutionDelta | None]],
         error: Exception,
     ) -> None:
@@ -702,16 +731,17 @@ class Engine:
             if not page:
                 break
             after = (page[-1].execution_arn, page[-1].task_id)
-            by_execution: dict[str, list[str]] = {}
+            by_execution: dict[str, list[tuple[str, str]]] = {}
             for task in page:
-                by_execution.setdefault(task.execution_arn, []).append(task.task_id)
+                by_execution.setdefault(task.execution_arn, []).append((task.task_id, task.state))
             for loaded in await self._read(self._load_many, list(by_execution)):
                 self._live[loaded.arn] = loaded
-                for task_id in by_execution[loaded.arn]:
+                for task_id, state in by_execution[loaded.arn]:
                     command = loaded.tasks.get(task_id)
-                    if command is not None:
-                        tasks += 1
-                        self._invoke(loaded, command)
+                    if command is None or self.external.resume(loaded, command, state):
+                        continue  # waits for a worker, a token or a child: nothing to re-run
+                    tasks += 1
+                    self._invoke(loaded, command)
         rerun = 0
         after_arn: str | None = None
         while True:
@@ -730,6 +760,16 @@ class Engine:
             log.info(
                 "recovered: %d task(s) re-run, %d Express execution(s) restarted", tasks, rerun
             )
+
+    def _load_activities(self) -> None:
+        """The activity ARNs that exist: a Task naming another fails as on AWS."""
+        token: str | None = None
+        while True:
+            page = self.store.list_activities(1000, token)
+            self.external.activities.known.update(a.arn for a in page.items)
+            token = page.next_token
+            if token is None:
+                return
 
     def _rerun_express(self, machine: StateMachine, record: ExecutionRecord) -> None:
         name = record.state_machine_arn.rsplit(":", 1)[-1]

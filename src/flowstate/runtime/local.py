@@ -38,6 +38,7 @@ from flowstate.interpreter.messages import (
     StartTimer,
     TaskFailed,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -180,6 +181,7 @@ class LocalRuntime:
             seed=uuid.uuid4().int & ((1 << 64) - 1),
             record_history=self.record_history,
         )
+        execution.known_activities = ()  # no activity exists here: no worker could serve it
         self._perform(execution, execution.start(self.clock.now()))
         return execution
 
@@ -237,6 +239,10 @@ class LocalRuntime:
             result = asyncio.run(call.run_async()) if call.is_async else call.run()
         except StatesError as failure:
             events.append((execution, TaskFailed(task_id, failure.error, failure.cause)))
+            return
+        if resource.endswith(".waitForTaskToken"):
+            # Called; now it waits for a token nobody here can send (until its timeout).
+            events.append((execution, TaskSubmitted(task_id, result)))
             return
         events.append((execution, TaskSucceeded(task_id, result)))
 

@@ -30,6 +30,7 @@ from flowstate.service.catalog import Catalog
 from flowstate.service.errors import ServiceError
 from flowstate.service.executions import Executions
 from flowstate.service.mapruns import MapRuns
+from flowstate.service.nested import NestedExecutions
 from flowstate.service.tasks import TaskTokens
 from flowstate.service.test_state import test_state as run_test_state
 from flowstate.storage import Store
@@ -88,6 +89,7 @@ class Service:
             self.engine, self.catalog, self.partition, redrive_window_days=s.redrive_window_days
         )
         self.tasks = TaskTokens(self.engine, self.catalog)
+        self.engine.external.children = NestedExecutions(self.engine, self.executions)
         self.tester = StateTester(self.engine, self.partition)
         self.map_runs = MapRuns(self.engine)
         self._deploy = list(deploy)

@@ -461,7 +461,8 @@ class Engine:
                     if not item.future.done():
                         item.future.set_exception(TaskGone(live.arn))
                     continue
-                out = execution.step(self.external.prepare(live, item.event, changes), now)
+                event = self.external.prepare(live, item.event, changes, callback=True)
+                out = execution.step(event, now)
             elif isinstance(item, _Redrive):
                 out = redrive(execution, now)
                 live.record = replace(  # a stop in this same tick overrides it in build_delta

@@ -247,8 +247,11 @@ class ExternalTasks:
 
     # --- inside a tick -----------------------------------------------------------------
 
-    def prepare(self, live: Live, event: Event, changes: TickChanges) -> Event:
-        """What ``event`` means for a waiting task, and the task row change it brings."""
+    def prepare(
+        self, live: Live, event: Event, changes: TickChanges, *, callback: bool = False
+    ) -> Event:
+        """What ``event`` means for a waiting task, and the task row change it brings;
+        ``callback``: it comes from outside (SendTask*, a worker), not from the call."""
         task_id = getattr(event, "task_id", None)
         if task_id is None:
             return event
@@ -256,7 +259,12 @@ class ExternalTasks:
         if command is None:
             return event
         route = task_route(command.resource)
-        if isinstance(event, TaskSucceeded) and route.kind == "lambda" and route.waits_for_token:
+        if (
+            not callback
+            and isinstance(event, TaskSucceeded)
+            and route.kind == "lambda"
+            and route.waits_for_token
+        ):
             # The function was called; the task waits for its token (SendTaskSuccess).
             event = TaskSubmitted(task_id, event.output)
         if isinstance(event, TaskSubmitted) or (

@@ -225,13 +225,14 @@ class Callback:
 
 
 class _Pending:
-    __slots__ = ("activity_arn", "child_arn", "route", "watch")
+    __slots__ = ("activity_arn", "child_arn", "counted", "route", "watch")
 
     def __init__(self, route: TaskRoute, activity_arn: str | None = None) -> None:
         self.route = route
         self.activity_arn = activity_arn
         self.child_arn: str | None = None
         self.watch: asyncio.Task[None] | None = None
+        self.counted = False  # holds one of the engine's in-flight calls
 
 
 class ExternalTasks:
@@ -325,7 +326,17 @@ class ExternalTasks:
     ) -> None:
         pending = _Pending(route)
         self._pending[(arn, command.task_id)] = pending
+        # The start is a call in flight from now on (the virtual clock and until_idle wait
+        # for it); _run_child gives the count back.
+        self.engine._inflight += 1
+        pending.counted = True
         pending.watch = self._spawn(self._run_child(arn, command, route, resumed_state, pending))
+        pending.watch.add_done_callback(lambda _: self._uncount(pending))
+
+    def _uncount(self, pending: _Pending) -> None:
+        if pending.counted:
+            pending.counted = False
+            self.engine._inflight -= 1
 
     async def _run_child(
         self,
@@ -337,8 +348,6 @@ class ExternalTasks:
     ) -> None:
         engine = self.engine
         task_id = command.task_id
-        engine._inflight += 1  # the start is a call in flight: the virtual clock waits
-        counted = True
         try:
             if self.children is None:
                 raise StatesError(errors.RUNTIME, "nested executions need the service")
@@ -349,8 +358,7 @@ class ExternalTasks:
                 return
             if resumed_state != SUBMITTED:
                 engine._enqueue(arn, TaskSubmitted(task_id, response))
-            engine._inflight -= 1
-            counted = False
+            self._uncount(pending)  # what follows waits for the child, not for a call
             if not route.is_sync:
                 return  # .waitForTaskToken: the child (or anyone) sends the token
             await engine.wait_stopped(child_arn)
@@ -367,8 +375,7 @@ class ExternalTasks:
                 arn, TaskFailed(task_id, errors.RUNTIME, f"{type(exc).__name__}: {exc}")
             )
         finally:
-            if counted:
-                engine._inflight -= 1
+            self._uncount(pending)
             current = self._pending.get((arn, task_id))
             if current is pending and not route.waits_for_token:
                 del self._pending[(arn, task_id)]

@@ -121,6 +121,12 @@ class Service:
         await self.engine.start()
         self._state = "ok"
 
+    def drain(self) -> None:
+        """A stop was asked for: health reports draining and activity long polls end now
+        (the HTTP server waits for open requests before ``shutdown``)."""
+        self._state = "draining"
+        self.engine.external.close()
+
     async def shutdown(self) -> None:
         self._state = "draining"
         await self.engine.stop()

@@ -229,3 +229,44 @@ def test_stopping_the_parent_stops_its_sync_child() -> None:
         assert "which was managing this resource was aborted" in child["cause"]
 
     run(scenario)
+
+
+def test_a_sync_parent_waits_for_its_child_across_a_restart(tmp_path: Any) -> None:
+    db = str(tmp_path / "flowstate.db")
+    activity = f"{PREFIX}:activity:work"
+
+    async def main() -> None:
+        first = Service(open_store(db), clock=VirtualClock(T0))
+        await first.startup()
+        await first.dispatch("CreateActivity", {"name": "work"})
+        await create(first, "child", WORKS, "STANDARD")
+        await create(first, "parent", parent(".sync:2"), "STANDARD")
+        started = await first.dispatch(
+            "StartExecution", {"stateMachineArn": f"{PREFIX}:stateMachine:parent", "input": N}
+        )
+        await first.engine.until_idle()
+        await first.shutdown()
+
+        second = Service(open_store(db), clock=VirtualClock(T0))
+        await second.startup()
+        try:
+            page = await second.dispatch("ListExecutions", {"stateMachineArn": CHILD})
+            assert len(page["executions"]) == 1  # found again, not started twice
+            got = await second.dispatch("GetActivityTask", {"activityArn": activity})
+            await second.dispatch(
+                "SendTaskSuccess", {"taskToken": got["taskToken"], "output": '{"worked": 1}'}
+            )
+            await second.engine.wait_stopped(started["executionArn"])
+            done = await second.dispatch(
+                "DescribeExecution", {"executionArn": started["executionArn"]}
+            )
+            assert json.loads(done["output"])["Output"] == {"worked": 1}
+            types = await history_types(second, started["executionArn"])
+            assert types.count("TaskSubmitted") == 1
+            page = await second.dispatch("ListExecutions", {"stateMachineArn": CHILD})
+            assert len(page["executions"]) == 1
+        finally:
+            await second.engine.until_idle()
+            await second.shutdown()
+
+    asyncio.run(main())

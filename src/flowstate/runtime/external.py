@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import OrderedDict, deque
@@ -84,6 +85,7 @@ class TaskRoute:
         return self.pattern in (SYNC, SYNC2)
 
 
+@functools.lru_cache(maxsize=4096)
 def task_route(resource: str) -> TaskRoute:
     """Who carries out a Task resource, and with which integration pattern."""
     parts = resource.split(":", 6)

@@ -239,8 +239,10 @@ def conformance(
 
 def _register_serve() -> None:
     from flowstate.cli.serve import serve
+    from flowstate.cli.worker import worker
 
     main.add_command(serve)
+    main.add_command(worker)
 
 
 _register_serve()

@@ -6,8 +6,9 @@ import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -147,7 +148,7 @@ def run_server(settings: Settings) -> None:
         lifespan="on",
         access_log=False,
     )
-    server = _Server(config)
+    server = _Server(config, on_exit=service.drain)
     server.run()
     if not server.started:
         sys.exit(1)
@@ -157,10 +158,20 @@ class _Server:
     """uvicorn's server, except that a SIGTERM/SIGINT that drained cleanly exits 0: uvicorn
     re-raises the caught signal after shutdown, which process managers report as a crash."""
 
-    def __new__(cls, config: Any) -> Any:
+    def __new__(cls, config: Any, on_exit: Callable[[], None] | None = None) -> Any:
+        import asyncio
+
         import uvicorn
 
         class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                super().handle_exit(sig, frame)
+                if on_exit is not None:
+                    # uvicorn waits for open requests before the app's shutdown: end the
+                    # long polls (GetActivityTask) now, from the loop, not the signal handler.
+                    with contextlib.suppress(RuntimeError):
+                        asyncio.get_running_loop().call_soon_threadsafe(on_exit)
+
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:
                 with super().capture_signals():

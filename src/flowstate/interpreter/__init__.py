@@ -12,6 +12,7 @@ from flowstate.interpreter.messages import (
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "TaskFailed",
     "TaskHeartbeat",
     "TaskStarted",
+    "TaskSubmitted",
     "TaskSucceeded",
     "TimerFired",
     "dump_execution",

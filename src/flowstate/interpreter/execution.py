@@ -11,6 +11,7 @@ The execution object is mutated in place; the runtime owns it and persists it be
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Container
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,7 @@ from flowstate.interpreter.messages import (
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -156,6 +158,9 @@ class Execution:
         self._now: datetime = info.start_time
         self._next_child = 0
         self.max_events = MAX_HISTORY_EVENTS
+        # The activity ARNs that exist, when the runtime hosts activities: a Task naming
+        # another one fails before it is scheduled, as on AWS. None: not checked.
+        self.known_activities: Container[str] | None = None
 
     # --- driving ---------------------------------------------------------------------
 
@@ -200,7 +205,11 @@ class Execution:
         elif isinstance(event, TaskStarted):
             frame = self._tasks.get(event.task_id)
             if frame is not None:
-                tasks.on_started(self, frame)
+                tasks.on_started(self, frame, event.worker_name)
+        elif isinstance(event, TaskSubmitted):
+            frame = self._tasks.get(event.task_id)
+            if frame is not None:
+                tasks.on_submitted(self, frame, event.output)
         elif isinstance(event, TaskHeartbeat):
             frame = self._tasks.get(event.task_id)
             if frame is not None:
@@ -235,6 +244,10 @@ class Execution:
 
     def command(self, command: Command) -> None:
         self._commands.append(command)
+
+    def has_task(self, task_id: str) -> bool:
+        """Whether ``task_id`` is scheduled and has not ended (a callback can still land)."""
+        return task_id in self._tasks
 
     def register_task(self, task_id: str, frame: Frame) -> None:
         self._tasks[task_id] = frame

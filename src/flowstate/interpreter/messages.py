@@ -24,6 +24,7 @@ __all__ = [
     "TaskFailed",
     "TaskHeartbeat",
     "TaskStarted",
+    "TaskSubmitted",
     "TaskSucceeded",
     "TimerFired",
 ]
@@ -35,6 +36,16 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class TaskStarted:
     task_id: str
+    worker_name: str | None = None  # an activity worker's ``workerName``
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmitted:
+    """The call of a ``.sync`` or ``.waitForTaskToken`` task was made; its result (``output``)
+    is recorded, and the task now waits for the job or for its token."""
+
+    task_id: str
+    output: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,7 @@ class MapRunUpdated:
 
 Event = (
     TaskStarted
+    | TaskSubmitted
     | TaskSucceeded
     | TaskFailed
     | TaskHeartbeat

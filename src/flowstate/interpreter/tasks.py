@@ -20,11 +20,20 @@ from flowstate.interpreter import dataflow
 from flowstate.interpreter.frames import Frame, Phase
 from flowstate.interpreter.history import Payload, error_details
 from flowstate.interpreter.messages import ScheduleTask
+from flowstate.interpreter.tokens import make_task_token
 
 if TYPE_CHECKING:
     from flowstate.interpreter.execution import Execution
 
-__all__ = ["ResourceKind", "on_failed", "on_started", "on_succeeded", "resource_kind", "run"]
+__all__ = [
+    "ResourceKind",
+    "on_failed",
+    "on_started",
+    "on_submitted",
+    "on_succeeded",
+    "resource_kind",
+    "run",
+]
 
 
 class ResourceKind:
@@ -94,30 +103,45 @@ def _timeout_value(
     return literal
 
 
+def _parameters(execution: Execution, frame: Frame, state: TaskState) -> Any:
+    raw = frame.raw_input
+    if state.query_language == JSONATA:
+        frame.effective_input = raw
+        if state.arguments is None:
+            return raw
+        states = dataflow.states_binding(execution, frame, raw)
+        return dataflow.evaluate_expression(execution, frame, state.arguments, states)
+    scope = dataflow.Scope(execution, frame)
+    effective = dataflow.apply_input_path(state, raw, scope)
+    frame.effective_input = effective
+    if state.parameters is None:
+        return effective
+    return state.parameters.evaluate(effective, scope)
+
+
 def run(execution: Execution, frame: Frame, state: TaskState) -> None:
     """Evaluate the task's input and schedule it."""
-    raw = frame.raw_input
-    scope = dataflow.Scope(execution, frame)
-    if state.query_language == JSONATA:
-        if state.arguments is not None:
-            states = dataflow.states_binding(execution, frame, raw)
-            parameters = dataflow.evaluate_expression(execution, frame, state.arguments, states)
-        else:
-            parameters = raw
-        frame.effective_input = raw
-    else:
-        effective = dataflow.apply_input_path(state, raw, scope)
-        frame.effective_input = effective
-        parameters = effective
-        if state.parameters is not None:
-            parameters = state.parameters.evaluate(effective, scope)
-    timeout = _timeout_value(execution, frame, state, heartbeat=False)
-    heartbeat = _timeout_value(execution, frame, state, heartbeat=True)
     kind = resource_kind(state.resource, execution.info.arn.split(":")[3])
-    token = None
-    if kind.token:
-        token = execution.entropy.uuid4()
     task_id = f"{frame.id}:{execution.event_count + 1}"
+    token = None
+    if kind.token or kind.family == "activity":
+        # An activity worker answers with a token too (GetActivityTask hands it out).
+        token = make_task_token(execution.info.arn, task_id, execution.entropy.uuid4())
+    if kind.token:
+        # $$.Task.Token: seen by Parameters/Arguments, ResultSelector and Output of this
+        # attempt only.
+        frame.context_extra = {"Task": {"Token": token}}
+    try:
+        parameters = _parameters(execution, frame, state)
+        timeout = _timeout_value(execution, frame, state, heartbeat=False)
+        heartbeat = _timeout_value(execution, frame, state, heartbeat=True)
+        known = execution.known_activities
+        if kind.family == "activity" and known is not None and state.resource not in known:
+            # Recorded AWS: refused before ActivityScheduled, an uncatchable runtime error.
+            raise EvaluationError(errors.RUNTIME, f"The activity {state.resource} does not exist.")
+    except errors.StatesError:
+        frame.context_extra = None
+        raise
     if kind.family == "lambda":
         details: dict[str, Any] = {
             "input": Payload(parameters),
@@ -156,8 +180,7 @@ def run(execution: Execution, frame: Frame, state: TaskState) -> None:
     frame.phase = Phase.TASK
     execution.register_task(task_id, frame)
     context = None
-    if token is not None:
-        frame.context_extra = {"Task": {"Token": token}}
+    if kind.token:
         context = dataflow.build_context(execution, frame)
     attempt = sum(frame.attempts) if frame.attempts else 0
     execution.command(
@@ -192,12 +215,15 @@ def _kind(execution: Execution, frame: Frame) -> ResourceKind:
     return resource_kind(state.resource, execution.info.arn.split(":")[3])
 
 
-def on_started(execution: Execution, frame: Frame) -> None:
+def on_started(execution: Execution, frame: Frame, worker_name: str | None = None) -> None:
     kind = _kind(execution, frame)
     if kind.family == "lambda":
         execution.emit(frame, "LambdaFunctionStarted")
     elif kind.family == "activity":
-        execution.emit(frame, "ActivityStarted", "activityStartedEventDetails", {})
+        details = {} if worker_name is None else {"workerName": worker_name}
+        execution.emit(frame, "ActivityStarted", "activityStartedEventDetails", details)
+        # The worker has HeartbeatSeconds from the moment it took the task.
+        on_heartbeat(execution, frame)
     else:
         execution.emit(
             frame,
@@ -205,6 +231,24 @@ def on_started(execution: Execution, frame: Frame) -> None:
             "taskStartedEventDetails",
             {"resource": kind.resource, "resourceType": kind.resource_type},
         )
+
+
+def on_submitted(execution: Execution, frame: Frame, output: Any) -> None:
+    """``.sync``/``.waitForTaskToken``: the call was made; AWS records its response."""
+    kind = _kind(execution, frame)
+    if kind.family != "service":
+        return
+    execution.emit(
+        frame,
+        "TaskSubmitted",
+        "taskSubmittedEventDetails",
+        {
+            "output": Payload(output),
+            "outputDetails": {"truncated": False},
+            "resource": kind.resource,
+            "resourceType": kind.resource_type,
+        },
+    )
 
 
 def on_heartbeat(execution: Execution, frame: Frame) -> None:
@@ -255,6 +299,7 @@ def on_succeeded(execution: Execution, frame: Frame, result: Any) -> None:
         finish(execution, frame, state, result)
     except errors.StatesError as failure:
         execution.state_failed(frame, failure)
+    frame.context_extra = None
     execution.make_ready(frame)
 
 
@@ -282,6 +327,7 @@ def finish(execution: Execution, frame: Frame, state: Any, result: Any) -> None:
 def on_failed(execution: Execution, frame: Frame, error: str | None, cause: str | None) -> None:
     _record_outcome(execution, frame, "Failed", error_details(error, cause))
     frame.task_id = None
+    frame.context_extra = None
     frame.phase = Phase.RUN
     execution.handle_error(frame, error, cause)
     execution.make_ready(frame)
@@ -300,6 +346,7 @@ def on_task_timer(execution: Execution, frame: Frame, timer_id: str) -> None:
     error = errors.HEARTBEAT_TIMEOUT if ":heartbeat:" in timer_id else errors.TIMEOUT
     _record_outcome(execution, frame, "TimedOut", {"error": error})
     frame.task_id = None
+    frame.context_extra = None
     frame.phase = Phase.RUN
     execution.handle_error(frame, error, None)
     execution.make_ready(frame)

@@ -56,6 +56,14 @@ from flowstate.interpreter.messages import (
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.external import (
+    SCHEDULED,
+    Callback,
+    EngineClosed,
+    ExternalTasks,
+    TaskGone,
+    task_route,
+)
 from flowstate.runtime.live import (
     Live,
     TickChanges,
@@ -78,10 +86,6 @@ __all__ = [
 
 log = logging.getLogger("flowstate.engine")
 T = TypeVar("T")
-
-
-class EngineClosed(RuntimeError):
-    """The engine is draining or stopped: it takes no new work."""
 
 
 class NotRedrivable(Exception):
@@ -144,6 +148,9 @@ class _Redrive(_Start):
     __slots__ = ()
 
 
+_Item = Event | _Start | Callback  # one piece of an execution's pending work
+
+
 _Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
 
 
@@ -152,7 +159,7 @@ class _Tick:
 
     __slots__ = ("applied", "batch", "deltas", "orphans", "waiters")
 
-    def __init__(self, batch: dict[str, list[Event | _Start]]) -> None:
+    def __init__(self, batch: dict[str, list[_Item]]) -> None:
         self.batch = batch
         # The callers to answer once this tick lands: taken with the work, so a call whose
         # event arrives meanwhile waits for the tick that carries its event.
@@ -180,7 +187,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.http = http or HttpInvoker(region=self.settings.region)
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
-        self._work: OrderedDict[str, list[Event | _Start]] = OrderedDict()
+        self._work: OrderedDict[str, list[_Item]] = OrderedDict()
         self._ticking: set[str] = set()  # in a tick being prepared or committed
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -208,6 +215,8 @@ class Engine:
         self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
         self._calls_since: float | None = None  # virtual clock: calls alone running since
         self.commits = 0  # batches landed (for tests and metrics)
+        # Activities, task-token callbacks and nested executions (runtime/external.py).
+        self.external = ExternalTasks(self)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -215,6 +224,7 @@ class Engine:
         """Recover what the store says is in progress, then start the loops."""
         self._loop = asyncio.get_running_loop()
         self._invoker = FunctionInvoker(threads=self.settings.task_threads, loop=self._loop)
+        await self._read(self._load_activities)
         await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
@@ -226,6 +236,7 @@ class Engine:
     async def stop(self) -> None:
         """Drain: take no new work, let the commit in flight land, stop the loops."""
         self._closing = True
+        self.external.close()
         self._wake.set()
         while self._busy:
             await asyncio.sleep(0.005)
@@ -389,7 +400,7 @@ class Engine:
                 return
         await future
 
-    def _enqueue(self, arn: str, item: Event | _Start) -> None:
+    def _enqueue(self, arn: str, item: _Item) -> None:
         work = self._work.get(arn)
         if work is None:
             self._work[arn] = [item]
@@ -475,8 +486,10 @@ class Engine:
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
                     tick.orphans[arn] = fired
-                for item in items:  # (a start never comes without its live: defensive)
-                    if isinstance(item, _Start) and not item.future.done():
+                for item in items:
+                    if isinstance(item, Callback) and not item.future.done():
+                        item.future.set_exception(TaskGone(arn))  # the execution has ended
+                    elif isinstance(item, _Start) and not item.future.done():  # (defensive)
                         item.future.set_exception(NotRedrivable("the execution is gone"))
                 for future in tick.waiters.pop(arn, ()):  # nothing to change: answer now
                     if not future.done():
@@ -536,13 +549,21 @@ class Engine:
             self._timer_wake.set()
 
     def _apply(
-        self, live: Live, items: list[Event | _Start], changes: TickChanges, now: datetime
+        self, live: Live, items: list[_Item], changes: TickChanges, now: datetime
     ) -> list[Command]:
         """Step ``live`` through this tick's items; returns the commands to carry out."""
         execution = live.execution
+        execution.known_activities = self.external.activities.known
         commands: list[Command] = []
         for item in items:
-            if isinstance(item, _Redrive):
+            if isinstance(item, Callback):
+                if not execution.has_task(item.event.task_id):  # type: ignore[union-attr]
+                    if not item.future.done():
+                        item.future.set_exception(TaskGone(live.arn))
+                    continue
+                event = self.external.prepare(live, item.event, changes, callback=True)
+                out = execution.step(event, now)
+            elif isinstance(item, _Redrive):
                 out = redrive(execution, now)
                 live.record = replace(  # a stop in this same tick overrides it in build_delta
                     live.record,
@@ -563,7 +584,7 @@ class Engine:
                 if isinstance(item, TimerFired):
                     changes.timers_removed.add(item.timer_id)
                     changes.timers_added.pop(item.timer_id, None)
-                out = execution.step(item, now)
+                out = execution.step(self.external.prepare(live, item, changes), now)
             self._collect(live, out, changes, commands, now)
         return commands
 
@@ -592,7 +613,9 @@ class Engine:
                 else:
                     commands.append(command)
             elif isinstance(command, ScheduleTask):
-                if not is_served(command, self._session(live)):
+                route = task_route(command.resource)
+                mocked = self._mocked(live, command)
+                if route.kind == "unhosted" and not is_served(command, self._session(live)):
                     # Nothing to call: the failure is decided now, in this same tick.
                     failure = unhosted_resource(command.resource)
                     pending.extend(
@@ -601,9 +624,13 @@ class Engine:
                         )
                     )
                     continue
-                # The call goes out right after this tick's commit: it has started.
                 changes.tasks_added[command.task_id] = command
-                pending.extend(execution.step(TaskStarted(command.task_id), now))
+                if route.kind == "activity" and not mocked:
+                    # Queued for a worker after this tick's commit; started when one takes it.
+                    changes.task_states[command.task_id] = SCHEDULED
+                else:
+                    # The call goes out right after this tick's commit: it has started.
+                    pending.extend(execution.step(TaskStarted(command.task_id), now))
                 commands.append(command)
             elif isinstance(command, CancelTask):
                 changes.tasks_added.pop(command.task_id, None)
@@ -617,7 +644,7 @@ class Engine:
     def _after_tick(
         self,
         live: Live,
-        items: list[Event | _Start],
+        items: list[_Item],
         commands: list[Command],
         waiters: Iterable[asyncio.Future[Any]],
     ) -> None:
@@ -625,6 +652,8 @@ class Engine:
         for item in items:
             if isinstance(item, _Start) and not item.future.done():
                 item.future.set_result(live.record)
+            elif isinstance(item, Callback) and not item.future.done():
+                item.future.set_result(None)
             elif isinstance(item, TimerFired):
                 self._firing.discard((arn, item.timer_id))
         for future in waiters:
@@ -632,14 +661,15 @@ class Engine:
                 future.set_result(None)
         for command in commands:
             if isinstance(command, ScheduleTask):
-                self._invoke(live, command)
+                self.external.perform(live, command)
+            elif isinstance(command, CancelTask):
+                self.external.cancel(arn, command.task_id)
+                self._abandon(arn, command.task_id)
             elif isinstance(command, StartTimer):
                 self._mem_timers.push(command.fire_at, arn, command.timer_id)
                 self._timer_wake.set()
             elif isinstance(command, CancelTimer):
                 self._mem_timers.cancel(arn, command.timer_id)
-            elif isinstance(command, CancelTask):
-                self._abandon(arn, command.task_id)
         if live.status != "RUNNING":
             for task_id in list(self._running.get(arn, ())):
                 self._abandon(arn, task_id)
@@ -680,7 +710,7 @@ class Engine:
         for live, _, _, _ in tick.applied:
             arn = live.arn
             self._live.pop(arn, None)
-            replay: list[Event | _Start] = []
+            replay: list[_Item] = []
             for item in tick.batch[arn]:
                 if isinstance(item, _Start):
                     if not item.future.done():
@@ -701,9 +731,7 @@ class Engine:
             for timer_id in ids:
                 self._firing.discard((arn, timer_id))
 
-    def _step_failed(
-        self, tick: _Tick, live: Live, items: list[Event | _Start], error: Exception
-    ) -> None:
+    def _step_failed(self, tick: _Tick, live: Live, items: list[_Item], error: Exception) -> None:
         """Stepping ``live`` raised (a flowstate bug, or data the interpreter could not
         handle). Its in-memory state is dropped; a stored execution is failed with
         ``States.Runtime`` on its stored state (next tick) rather than left RUNNING forever,
@@ -728,6 +756,12 @@ class Engine:
                 future.set_exception(error)
 
     # --- tasks ---------------------------------------------------------------------------
+
+    def _mocked(self, live: Live, command: ScheduleTask) -> bool:
+        """Whether the execution's test case answers this task (it is then never performed:
+        no activity queue, no child execution, no token awaited)."""
+        session = self._session(live)
+        return session is not None and session.mocks(command.state_name)
 
     def _session(self, live: Live) -> MockSession | None:
         """The execution's mock test case (``<arn>#<CASE>`` at its start), if any."""
@@ -891,16 +925,17 @@ class Engine:
             if not page:
                 break
             after = (page[-1].execution_arn, page[-1].task_id)
-            by_execution: dict[str, list[str]] = {}
+            by_execution: dict[str, list[tuple[str, str]]] = {}
             for task in page:
-                by_execution.setdefault(task.execution_arn, []).append(task.task_id)
+                by_execution.setdefault(task.execution_arn, []).append((task.task_id, task.state))
             for loaded in await self._read(self._load_many, list(by_execution)):
                 self._live[loaded.arn] = loaded
-                for task_id in by_execution[loaded.arn]:
+                for task_id, state in by_execution[loaded.arn]:
                     command = loaded.tasks.get(task_id)
-                    if command is not None:
-                        tasks += 1
-                        self._invoke(loaded, command)
+                    if command is None or self.external.resume(loaded, command, state):
+                        continue  # waits for a worker, a token or a child: nothing to re-run
+                    tasks += 1
+                    self._invoke(loaded, command)
         rerun = 0
         after_arn: str | None = None
         while True:
@@ -919,6 +954,16 @@ class Engine:
             log.info(
                 "recovered: %d task(s) re-run, %d Express execution(s) restarted", tasks, rerun
             )
+
+    def _load_activities(self) -> None:
+        """The activity ARNs that exist: a Task naming another fails as on AWS."""
+        token: str | None = None
+        while True:
+            page = self.store.list_activities(1000, token)
+            self.external.activities.known.update(a.arn for a in page.items)
+            token = page.next_token
+            if token is None:
+                return
 
     def _rerun_express(self, machine: StateMachine, record: ExecutionRecord) -> None:
         name = record.state_machine_arn.rsplit(":", 1)[-1]

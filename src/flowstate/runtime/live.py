@@ -102,7 +102,9 @@ def restore_live(
     return live
 
 
-def task_record(arn: str, command: ScheduleTask, now: datetime) -> TaskRecord:
+def task_record(
+    arn: str, command: ScheduleTask, now: datetime, state: str = "STARTED"
+) -> TaskRecord:
     body = {
         "parameters": command.parameters,
         "state_name": command.state_name,
@@ -117,7 +119,7 @@ def task_record(arn: str, command: ScheduleTask, now: datetime) -> TaskRecord:
         input=dump_json(body),
         idempotency_key=command.idempotency_key,
         created_at=now,
-        state="STARTED",
+        state=state,
         task_token=command.task_token,
     )
 
@@ -145,6 +147,10 @@ class TickChanges:
     timers_removed: set[str] = field(default_factory=set)
     tasks_added: dict[str, ScheduleTask] = field(default_factory=dict)
     tasks_removed: set[str] = field(default_factory=set)
+    # A task row's state when not STARTED (an activity task no worker has taken: SCHEDULED;
+    # a call made that now waits for its token or child: SUBMITTED); re-adding a row with
+    # another state rewrites it.
+    task_states: dict[str, str] = field(default_factory=dict)
     map_runs: dict[str, Any] = field(default_factory=dict)  # figures of runs that ended
 
 
@@ -184,7 +190,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
             for timer_id, fire_at in changes.timers_added.items()
         ]
         tasks_added = [
-            task_record(live.arn, command, now)
+            task_record(live.arn, command, now, changes.task_states.get(task_id, "STARTED"))
             for task_id, command in changes.tasks_added.items()
             if task_id not in changes.tasks_removed
         ]

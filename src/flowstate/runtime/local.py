@@ -41,10 +41,12 @@ from flowstate.interpreter.messages import (
     StartTimer,
     TaskFailed,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
 from flowstate.runtime.clock import Clock, make_clock
+from flowstate.runtime.external import task_route
 
 __all__ = [
     "ExecutionResult",
@@ -171,6 +173,7 @@ class LocalRuntime:
         # Calls in flight, in the order they were scheduled: (execution, task id) -> future.
         self._running: dict[tuple[Execution, str], Future[Any]] = {}
         self._finished: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._token_tasks: set[tuple[Execution, str]] = set()  # .waitForTaskToken calls
         self._used_threads = False
 
     def close(self) -> None:
@@ -231,6 +234,7 @@ class LocalRuntime:
         )
         if session is not None:
             self._sessions[id(execution)] = session
+        execution.known_activities = ()  # no activity exists here: no worker could serve it
         self._perform(execution, execution.start(self.clock.now()))
         return execution
 
@@ -280,7 +284,11 @@ class LocalRuntime:
         done = [(key, f) for key, f in self._running.items() if f.done()]
         for (execution, task_id), future in done:
             del self._running[(execution, task_id)]
-            self._events.append((execution, outcome_event(task_id, future)))
+            event = outcome_event(task_id, future)
+            if (execution, task_id) in self._token_tasks:
+                self._token_tasks.discard((execution, task_id))
+                event = _submitted(event)
+            self._events.append((execution, event))
         if done:
             return True
         if fire_at is not None:
@@ -333,6 +341,7 @@ class LocalRuntime:
         if isinstance(task, HttpCall):
             self._events.append((execution, self._send(task, command.task_id)))
             return
+        waits = task_route(command.resource).waits_for_token
         fn = task.function
         if (
             command.timeout_seconds is None
@@ -341,12 +350,23 @@ class LocalRuntime:
         ):
             # Nothing can end this attempt early: call it here, in order (deterministic, and
             # no other thread ever drops this run's objects).
-            self._events.append((execution, _inline(task, command.task_id)))
+            event = _inline(task, command.task_id)
+            self._events.append((execution, _submitted(event) if waits else event))
             return
         self._used_threads = True
         future = self.invoker.submit(task)
         self._running[(execution, command.task_id)] = future
+        if waits:
+            self._token_tasks.add((execution, command.task_id))
         future.add_done_callback(lambda _: self._finished.put(None))
+
+
+def _submitted(event: Event) -> Event:
+    """A ``.waitForTaskToken`` call that returned: now it waits for a token that nobody here
+    can send (until its timeout)."""
+    if isinstance(event, TaskSucceeded):
+        return TaskSubmitted(event.task_id, event.output)
+    return event
 
 
 def _inline(call: LambdaCall, task_id: str) -> Event:

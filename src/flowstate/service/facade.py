@@ -39,6 +39,7 @@ from flowstate.service.catalog import Catalog
 from flowstate.service.errors import ServiceError
 from flowstate.service.executions import Executions
 from flowstate.service.mapruns import MapRuns
+from flowstate.service.nested import NestedExecutions
 from flowstate.service.tasks import TaskTokens
 from flowstate.service.test_state import test_state as run_test_state
 from flowstate.storage import Store
@@ -101,6 +102,7 @@ class Service:
             self.engine, self.catalog, self.partition, redrive_window_days=s.redrive_window_days
         )
         self.tasks = TaskTokens(self.engine, self.catalog)
+        self.engine.external.children = NestedExecutions(self.engine, self.executions)
         self.tester = StateTester(self.engine, self.partition)
         self.map_runs = MapRuns(self.engine)
         self._deploy = list(deploy)
@@ -131,6 +133,12 @@ class Service:
             await self.engine.read(self._deploy_file, path)
         await self.engine.start()
         self._state = "ok"
+
+    def drain(self) -> None:
+        """A stop was asked for: health reports draining and activity long polls end now
+        (the HTTP server waits for open requests before ``shutdown``)."""
+        self._state = "draining"
+        self.engine.external.close()
 
     async def shutdown(self) -> None:
         self._state = "draining"

@@ -4,6 +4,7 @@ the interpreter cannot step is failed (``States.Runtime``), never lost nor left 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,20 +130,20 @@ def test_a_redrive_waits_for_stale_work_on_the_same_execution() -> None:
         await engine.start_execution(start)
         await engine.wait_stopped(start.arn)
         loading = threading.Event()
-        real = engine._load_many
+        real = engine._read_rows
 
         def slow_load(arns: list[str]) -> Any:
             loading.wait(5)
             return real(arns)
 
-        engine._load_many = slow_load  # type: ignore[method-assign]
+        engine._read_rows = slow_load  # type: ignore[method-assign]
         late_stop = asyncio.create_task(engine.stop_execution(start.arn, None, None))
         await asyncio.sleep(0.01)
         redrive = asyncio.create_task(engine.redrive_execution(start.arn))
         await asyncio.sleep(0.01)
         assert not redrive.done()  # waits for the stale stop to be dropped
         loading.set()
-        engine._load_many = real  # type: ignore[method-assign]
+        engine._read_rows = real  # type: ignore[method-assign]
         row = await asyncio.wait_for(redrive, 5)
         await late_stop
         assert row.redrive_count == 1
@@ -150,5 +151,39 @@ def test_a_redrive_waits_for_stale_work_on_the_same_execution() -> None:
         final = store.get_execution(start.arn)
         assert final is not None and (final.status, final.redrive_count) == ("FAILED", 1)
         await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_a_jsonata_execution_reloaded_from_the_store_runs_on_the_loops_thread(
+    tmp_path: Path,
+) -> None:
+    """jsonatapy's compiled expressions may only be used on the thread that made them: a
+    machine parsed when an evicted execution is reloaded must be parsed on the loop."""
+    waits = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {"Type": "Wait", "Seconds": 60, "Next": "Add"},
+            "Add": {"Type": "Pass", "Output": "{% $states.input.x + 1 %}", "End": True},
+        },
+    }
+
+    async def main() -> None:
+        path = str(tmp_path / "j.db")
+        store = open_store(path)
+        text = deploy(store, waits)
+        first = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))
+        await first.start()
+        start = request(text, 1)
+        start = dataclasses.replace(start, input='{"x": 41}', input_value={"x": 41})
+        await first.start_execution(start)
+        await first.stop()  # the execution waits, stored; a new engine reloads it
+        second = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))
+        await second.start()
+        await asyncio.wait_for(second.wait_stopped(start.arn), 10)
+        row = store.get_execution(start.arn)
+        assert row is not None and (row.status, row.output) == ("SUCCEEDED", "42")
+        await second.stop()
 
     asyncio.run(main())

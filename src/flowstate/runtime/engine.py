@@ -73,7 +73,7 @@ from flowstate.runtime.live import (
     restore_live,
 )
 from flowstate.runtime.timers import MemoryTimers
-from flowstate.storage import ExecutionDelta, ExecutionRecord, StorageError, Store
+from flowstate.storage import ExecutionDelta, ExecutionRecord, StorageError, Store, TaskRecord
 
 __all__ = [
     "DuplicateStart",
@@ -140,6 +140,15 @@ class _Start:
     def __init__(self, live: Live, future: asyncio.Future[ExecutionRecord]) -> None:
         self.live = live
         self.future = future
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """An execution as a reader thread found it; parsed and restored on the loop's thread."""
+
+    record: ExecutionRecord
+    tasks: list[TaskRecord]
+    definition: str | None  # None: the machine is parsed already; "": it is gone
 
 
 class _Redrive(_Start):
@@ -366,7 +375,7 @@ class Engine:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
         while arn in self._ticking or arn in self._work:  # stale work: let it be dropped
             await asyncio.sleep(0.001)
-        live = await self._read(self._load_stopped, arn)
+        live = await self._load_stopped(arn)
         if arn in self._live or arn in self._ticking or arn in self._work:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
         future: asyncio.Future[ExecutionRecord] = asyncio.get_running_loop().create_future()
@@ -476,7 +485,7 @@ class Engine:
         lives = {arn: self._live.get(arn) for arn in arns}
         missing = [arn for arn, live in lives.items() if live is None]
         if missing:
-            for loaded in await self._read(self._load_many, missing):
+            for loaded in await self._load_many(missing):
                 if loaded.arn not in self._live:  # (not one a redrive has put there since)
                     self._live[loaded.arn] = lives[loaded.arn] = loaded
         now = self.clock.now()
@@ -868,27 +877,52 @@ class Engine:
 
     # --- recovery --------------------------------------------------------------------------
 
-    def _load_many(self, arns: list[str]) -> list[Live]:
-        out = []
+    # Definitions are parsed on the loop's thread, never on a reader thread: a compiled
+    # JSONata expression (jsonatapy) may only be used, and dropped, on the thread that made it.
+
+    def _read_rows(self, arns: list[str]) -> list[_Row]:
+        """(reader thread) The stored state of the RUNNING executions among ``arns``."""
+        rows = []
         for arn in arns:
-            live = self._load(arn)
-            if live is not None:
-                out.append(live)
+            record = self.store.get_execution(arn)
+            if record is None or record.status != "RUNNING" or record.snapshot is None:
+                continue
+            rows.append(_Row(record, self.store.pending_tasks(arn), self._definition_of(record)))
+        return rows
+
+    def _definition_of(self, record: ExecutionRecord) -> str | None:
+        """(reader thread) The definition text, unless its machine is parsed already."""
+        if (record.state_machine_arn, record.revision_id) in self._machines:
+            return None
+        revision = self.store.get_revision(record.state_machine_arn, record.revision_id)
+        if revision is None:
+            return ""
+        return revision.definition
+
+    async def _load_many(self, arns: list[str]) -> list[Live]:
+        out = []
+        for row in await self._read(self._read_rows, arns):
+            machine = self._machine_of(row.record, row.definition)
+            if machine is not None:
+                out.append(
+                    restore_live(machine, row.record, row.tasks, self.settings.max_history_events)
+                )
         return out
 
-    def _load(self, arn: str) -> Live | None:
-        record = self.store.get_execution(arn)
-        if record is None or record.status != "RUNNING" or record.snapshot is None:
-            return None
-        machine = self._machine_for(record)
+    def _machine_of(self, record: ExecutionRecord, definition: str | None) -> StateMachine | None:
+        """(loop thread) The parsed machine of ``record``, parsing ``definition`` if needed."""
+        key = (record.state_machine_arn, record.revision_id)
+        machine = self._machines.get(key)
         if machine is None:
-            return None
-        return restore_live(
-            machine, record, self.store.pending_tasks(arn), self.settings.max_history_events
-        )
+            if not definition:
+                log.error("execution %s: its definition %s is gone", record.arn, key)
+                return None
+            machine = parse_definition(definition, state_machine_type=record.type)
+            self._machines[key] = machine
+        return machine
 
-    def _load_stopped(self, arn: str) -> Live:
-        """A stopped Standard execution as it stopped, to be redriven."""
+    def _read_stopped(self, arn: str) -> _Row:
+        """(reader thread) A stopped Standard execution's row, to be redriven."""
         record = self.store.get_execution(arn)
         if record is None:
             raise NotRedrivable(f"Execution Does Not Exist: '{arn}'")
@@ -896,24 +930,18 @@ class Engine:
             raise NotRedrivable("Express executions cannot be redriven")
         if record.status not in REDRIVABLE_STATUSES:
             raise NotRedrivable(f"Execution is {record.status} and cannot be redriven")
-        machine = self._machine_for(record) if record.snapshot is not None else None
+        return _Row(record, [], self._definition_of(record))
+
+    async def _load_stopped(self, arn: str) -> Live:
+        """A stopped Standard execution as it stopped, to be redriven."""
+        row = await self._read(self._read_stopped, arn)
+        record = row.record
+        machine = self._machine_of(record, row.definition) if record.snapshot is not None else None
         if machine is None:
             raise NotRedrivable("The execution's saved state or definition is gone")
         live = restore_live(machine, record, [], self.settings.max_history_events)
         live.timers = set()  # a stopped execution keeps no timers, the timeout's included
         return live
-
-    def _machine_for(self, record: ExecutionRecord) -> StateMachine | None:
-        key = (record.state_machine_arn, record.revision_id)
-        machine = self._machines.get(key)
-        if machine is None:
-            revision = self.store.get_revision(record.state_machine_arn, record.revision_id)
-            if revision is None:
-                log.error("execution %s: its definition %s is gone", record.arn, key)
-                return None
-            machine = parse_definition(revision.definition, state_machine_type=record.type)
-            self._machines[key] = machine
-        return machine
 
     async def _recover(self) -> None:
         """Re-run the tasks that were in flight and the Express executions that never
@@ -928,7 +956,7 @@ class Engine:
             by_execution: dict[str, list[tuple[str, str]]] = {}
             for task in page:
                 by_execution.setdefault(task.execution_arn, []).append((task.task_id, task.state))
-            for loaded in await self._read(self._load_many, list(by_execution)):
+            for loaded in await self._load_many(list(by_execution)):
                 self._live[loaded.arn] = loaded
                 for task_id, state in by_execution[loaded.arn]:
                     command = loaded.tasks.get(task_id)
@@ -945,7 +973,8 @@ class Engine:
             after_arn = rows[-1].arn
             for record in rows:
                 if record.type == "EXPRESS" and record.snapshot is None:
-                    machine = await self._read(self._machine_for, record)
+                    definition = await self._read(self._definition_of, record)
+                    machine = self._machine_of(record, definition)
                     if machine is None:
                         continue
                     self._rerun_express(machine, record)

@@ -10,7 +10,14 @@ from flowstate.asl.parse import parse_definition
 from flowstate.interpreter.execution import Execution, ExecutionInfo
 from flowstate.interpreter.history import HistoryEvent, render_events
 from flowstate.interpreter.messages import ScheduleTask, TaskStarted, TaskSucceeded
-from flowstate.runtime.stored_history import RAW, REF, decode_events, encode_events
+from flowstate.runtime.stored_history import (
+    MAX_PATCH_CHAIN,
+    PATCH,
+    RAW,
+    REF,
+    decode_events,
+    encode_events,
+)
 from flowstate.storage import EventRecord
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -89,10 +96,14 @@ def test_a_payload_shared_by_consecutive_events_is_stored_once() -> None:
     stored = json.loads(entered.details or "")
     assert stored[REF] == {"input": [exited.id, "output"]}
     assert "x" * 5000 not in (entered.details or "")
-    assert json.loads(exited.details or "")[RAW] == ["output"]
+    # Grow's output is its input plus one member: stored as that member alone.
+    started = next(r for r in records if r.type == "ExecutionStarted")
+    assert json.loads(exited.details or "")[PATCH] == {
+        "output": [started.id, "input", ["grown"], {"n": 1, "text": 'é \u2028 "quoted"'}]
+    }
     total = sum(len(r.details or "") for r in records)
-    plain = sum(len(json.dumps(e, default=str)) for e in expected(events))
-    assert total < plain / 2  # each 5 KB document once, unescaped
+    assert "x" * 5000 in (started.details or "")
+    assert total < 5000 + 3000  # the 5 KB document once, unescaped
 
 
 def test_pages_that_start_after_the_payload_they_refer_to_fetch_it() -> None:
@@ -156,3 +167,91 @@ def test_a_page_whose_referenced_event_is_gone_reads_the_payload_as_empty() -> N
     decoded = decode_events(late, lambda ids: [])  # expired between the two reads
     body = next(v for k, v in decoded[0].items() if k.endswith("EventDetails"))
     assert body["input"] == ""
+
+
+def chain(states: int) -> list[HistoryEvent]:
+    """A Pass chain that grows its document by one member per state (pass_chain_100)."""
+    names = [f"P{i:03}" for i in range(states)]
+    definition = {
+        "StartAt": names[0],
+        "States": {
+            name: {
+                "Type": "Pass",
+                "Result": {"step": i, "nested": {"deep": [i]}},
+                "ResultPath": f"$.acc.s{i}" if i % 3 else f"$.acc.s{i - i % 6}",
+                **({"Next": names[i + 1]} if i + 1 < states else {"End": True}),
+            }
+            for i, name in enumerate(names)
+        },
+    }
+    machine = parse_definition(json.dumps(definition), state_machine_type="STANDARD")
+    info = ExecutionInfo(
+        arn="arn:aws:states:us-east-1:123456789012:execution:m:c",
+        name="c",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        state_machine_name="m",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        start_time=T0,
+        type="STANDARD",
+    )
+    execution = Execution(machine, info, {"id": "x" * 300}, seed=1, record_history=True)
+    execution.start(T0)
+    assert execution.status == "SUCCEEDED"
+    return list(execution.events)
+
+
+def test_a_growing_document_is_stored_as_patches_cut_by_raw_copies() -> None:
+    events = chain(100)
+    records = encode_events(events)
+    kinds = {RAW: 0, PATCH: 0}
+    for record in records:
+        stored = json.loads(record.details or "{}")
+        for kind in kinds:
+            kinds[kind] += kind in stored and "output" in stored[kind]
+    # Every output is a patch but for one raw copy per MAX_PATCH_CHAIN links.
+    assert kinds[PATCH] >= 100 - 100 // MAX_PATCH_CHAIN - 2
+    assert 1 <= kinds[RAW] <= 100 // MAX_PATCH_CHAIN + 2
+    assert sum(len(r.details or "") for r in records) < 40_000
+    assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_any_page_of_a_patched_history_reads_back_exactly() -> None:
+    events = chain(80)
+    records = encode_events(events)
+    want = expected(events)
+    by_id = {r.id: r for r in records}
+    reads: list[list[int]] = []
+
+    def fetch(ids: list[int]) -> list[EventRecord]:
+        reads.append(ids)
+        return [by_id[i] for i in ids if i in by_id]
+
+    for size in (1, 7, 50):
+        for start in range(0, len(records), size):
+            assert decode_events(records[start : start + size], fetch) == want[start : start + size]
+    assert reads and max(len(ids) for ids in reads) <= 2 * MAX_PATCH_CHAIN + 1
+
+
+def test_a_change_is_found_only_where_resultpath_could_have_made_it() -> None:
+    from flowstate.asl.paths import compile_reference_path
+    from flowstate.runtime.stored_history import _change, _put
+
+    shared = {"big": list(range(50))}
+    base = {"a": 1, "b": {"c": shared, "d": {"e": 2}}, "z": [1, 2]}
+    for path, leaf in (
+        ("$.b.d.e", 3),
+        ("$.b.d.f", {"new": True}),
+        ("$.b.x", [1]),
+        ("$.q", None),
+        ("$.a", "replaced"),
+    ):
+        new = compile_reference_path(path).assign(base, leaf)
+        found = _change(base, new)
+        assert found is not None and found[1] is leaf, path
+        rebuilt = _put(base, found[0], found[1])
+        assert json.dumps(rebuilt) == json.dumps(new)  # same members, same order
+    two = dict(base, a=2, z=[3])
+    assert _change(base, two) is None
+    assert _change(base, base) is None
+    assert _change(base, json.loads(json.dumps(base))) is None  # nothing shared: no patch
+    assert _change([1], [1, 2]) is None

@@ -8,8 +8,13 @@ details text (one JSON object per event) holds:
 
 - ``{"<type>EventDetails": {...}}`` as AWS shows it, except that a top-level payload member
   holds the payload itself (raw JSON, not a string) and is listed in ``"~raw"``;
-- or, for a payload already written raw by an earlier event of the same commit, ``null`` in
-  the body and ``"~ref": {member: [event id, member of that event]}``.
+- or, for a payload already written by an earlier event of the same commit, ``null`` in
+  the body and ``"~ref": {member: [event id, member of that event]}``;
+- or, for a state's output that is its input with one value put at one path (what a
+  ``ResultPath`` does: the interpreter copies only the objects along the path, so the rest
+  is shared and found by identity), ``null`` in the body and ``"~patch": {member: [event id,
+  member, [key, ...], value]}``. A chain of patches is cut by a raw copy every
+  ``MAX_PATCH_CHAIN`` links, so reading any event needs at most that many others.
 
 Events written before this encoding (no ``~`` keys: payloads as strings) read back as they
 are. Reading re-serialises raw payloads with the same encoder that wrote them, so the text a
@@ -19,6 +24,7 @@ caller gets is the text AWS's format calls for.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +37,8 @@ __all__ = ["decode_events", "encode_events"]
 
 RAW = "~raw"
 REF = "~ref"
+PATCH = "~patch"
+MAX_PATCH_CHAIN = 32
 _NOT_TRUNCATED = {"truncated": False}
 _dumps = orjson.dumps
 _ENTERED_BY_REFERENCE = (
@@ -38,6 +46,7 @@ _ENTERED_BY_REFERENCE = (
     + f'"{REF}":{{"input":[%d,"%s"]}}}}'
 )
 _Fragment = orjson.Fragment
+_MISSING = object()
 
 
 def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
@@ -45,25 +54,45 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
 
     Payloads are recognised by identity: the interpreter treats them as immutable, and the
     caller keeps ``events`` alive while this runs."""
-    written: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] of its raw copy
-    texts: dict[int, str] = {}  # id(payload) -> its JSON text
+    state = _Written()
     out = []
     for event in events:
         details = None
         if event.details_key is not None and event.details is not None:
-            details = _encode(event, written, texts)
+            details = _encode(event, state)
         out.append(
             EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
         )
     return out
 
 
-def _encode(event: HistoryEvent, written: dict[int, list[Any]], texts: dict[int, str]) -> str:
+class _Written:
+    """What the events encoded so far (one execution, one commit) hold."""
+
+    __slots__ = ("depth", "entered", "texts", "values", "where")
+
+    def __init__(self) -> None:
+        self.where: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
+        self.depth: dict[int, int] = {}  # id(payload) -> patches to apply to read it
+        self.values: dict[int, Any] = {}  # id(payload) -> the payload
+        self.texts: dict[int, str] = {}  # id(payload) -> its JSON text
+        self.entered: dict[str, Any] = {}  # state name -> the input of its latest entry
+
+    def text(self, value: Any) -> str:
+        text = self.texts.get(id(value))
+        if text is None:
+            text = self.texts[id(value)] = dump_json(value)
+        return text
+
+
+def _encode(event: HistoryEvent, state: _Written) -> str:
     details = event.details
+    where = state.where
     payloads: dict[str, Any] = {}
     if type(details) is tuple:  # a state's entry, built lazily by the interpreter
         _, name, value = details
-        target = written.get(id(value))
+        state.entered[name] = value
+        target = where.get(id(value))
         if target is not None and name.isprintable():  # the previous state's output, in short
             return _ENTERED_BY_REFERENCE % (
                 event.details_key,
@@ -84,38 +113,97 @@ def _encode(event: HistoryEvent, written: dict[int, list[Any]], texts: dict[int,
                 if value == _NOT_TRUNCATED:  # ``*Details``: nothing to render
                     body[key] = value
                 else:  # nested payloads (assigned variables): strings, as AWS shows them
-                    body[key] = render_payloads(value, texts)
+                    body[key] = render_payloads(value, state.texts)
             else:
                 body[key] = value
     raw: list[str] = []
     refs: dict[str, list[Any]] = {}
+    patches: dict[str, list[Any]] = {}
+    depths: dict[str, int] = {}
     for key, value in payloads.items():
-        target = written.get(id(value))
+        target = where.get(id(value))
         if target is not None:  # its place in the body stays (null), for the order
             refs[key] = target
             continue
-        text = texts.get(id(value))
-        if text is None:
-            text = texts[id(value)] = dump_json(value)
-        body[key] = _Fragment(text)
+        if key == "output" and event.details_key == "stateExitedEventDetails":
+            base = state.entered.get(body.get("name"))  # type: ignore[arg-type]
+            base_at = None if base is None else where.get(id(base))
+            depth = 0 if base is None else state.depth.get(id(base), 0) + 1
+            if base_at is not None and depth <= MAX_PATCH_CHAIN:
+                change = _change(base, value)
+                if change is not None:
+                    patches[key] = [*base_at, change[0], change[1]]
+                    depths[key] = depth
+                    continue
+        body[key] = _Fragment(state.text(value))
         raw.append(key)
     document: dict[str, Any] = {event.details_key: body}  # type: ignore[dict-item]
     if raw:
         document[RAW] = raw
     if refs:
         document[REF] = refs
+    if patches:
+        document[PATCH] = patches
     try:
         encoded = _dumps(document).decode()
-    except TypeError:  # text orjson refuses (lone surrogates): the plain form, via stdlib
+    except TypeError:  # what orjson refuses (lone surrogates, huge ints): the plain form
         plain = dict(body)
-        for key in raw:
-            plain[key] = texts[id(payloads[key])]
-        for key in refs:
-            plain[key] = texts[id(payloads[key])]
+        for key, value in payloads.items():
+            plain[key] = state.text(value)
         return dump_json({event.details_key: plain})
     for key in raw:
-        written[id(payloads[key])] = [event.id, key]
+        value = payloads[key]
+        where[id(value)] = [event.id, key]
+        state.values[id(value)] = value
+    for key, depth in depths.items():
+        value = payloads[key]
+        where[id(value)] = [event.id, key]
+        state.depth[id(value)] = depth
+        state.values[id(value)] = value
     return encoded
+
+
+_is = operator.is_
+
+
+def _change(base: Any, new: Any) -> tuple[list[str], Any] | None:
+    """``(keys, value)`` such that ``new`` is ``base`` with ``value`` put at ``keys`` (object
+    members only, each step a copy as ``ResultPath`` makes it); None if it is not."""
+    keys: list[str] = []
+    while True:
+        if type(base) is not dict or type(new) is not dict or base is new:
+            return None
+        size = len(base)
+        if len(new) == size + 1:  # a member added (at the end, as a copy's new key goes)
+            if list(new)[:size] != list(base) or not all(map(_is, base.values(), new.values())):
+                return None
+            key = next(reversed(new))
+            keys.append(key)
+            return keys, new[key]
+        if len(new) != size or list(new) != list(base):
+            return None
+        same = list(map(_is, base.values(), new.values()))
+        if same.count(False) != 1:
+            return None
+        key = list(new)[same.index(False)]
+        keys.append(key)
+        inner_base, inner_new = base[key], new[key]
+        if type(inner_base) is dict and type(inner_new) is dict:
+            deeper = _change(inner_base, inner_new)
+            if deeper is not None:
+                keys.extend(deeper[0])
+                return keys, deeper[1]
+        return keys, inner_new
+
+
+def _put(document: Any, keys: Sequence[str], value: Any) -> Any:
+    """``document`` with ``value`` at ``keys`` (copies along the path: ``_change``'s inverse)."""
+    if not keys:
+        return value
+    copy = dict(document)
+    key = keys[0]
+    copy[key] = value if len(keys) == 1 else _put(copy[key], keys[1:], value)
+    return copy
 
 
 def decode_events(
@@ -131,32 +219,55 @@ def decode_events(
     for record in records:
         if record.details is not None:
             documents[record.id] = json.loads(record.details)
-    extra: dict[int, dict[str, Any]] = {}
-    if include_data:
-        outside = {
-            target[0]
-            for document in documents.values()
-            for target in document.get(REF, {}).values()
-            if target[0] not in documents
-        }
-        if outside:
-            extra = {r.id: json.loads(r.details) for r in fetch(sorted(outside)) if r.details}
+    others: dict[int, dict[str, Any] | None] = {}  # events outside the page, as needed
+    values: dict[tuple[int, str], Any] = {}
     texts: dict[tuple[int, str], str] = {}
 
-    def raw_text(event_id: int, key: str) -> str:
+    def document_of(event_id: int) -> dict[str, Any] | None:
+        found = documents.get(event_id)
+        if found is None and event_id not in others:
+            # A chain of patches reaches at most MAX_PATCH_CHAIN events back: read them at once.
+            first = max(1, event_id - 2 * MAX_PATCH_CHAIN)
+            wanted = [
+                i for i in range(first, event_id + 1) if i not in documents and i not in others
+            ]
+            for record in fetch(wanted):
+                others[record.id] = json.loads(record.details) if record.details else None
+            others.setdefault(event_id, None)
+        return found if found is not None else others.get(event_id)
+
+    def value_of(event_id: int, key: str) -> Any:
+        """The payload at ``key`` of ``event_id`` (a stored body is never changed)."""
+        known = values.get((event_id, key), _MISSING)
+        if known is not _MISSING:
+            return known
+        document = document_of(event_id)
+        if document is None:  # gone meanwhile (the execution expired)
+            value: Any = _MISSING
+        elif key in document.get(REF, {}):
+            value = value_of(*document[REF][key])
+        elif key in document.get(PATCH, {}):
+            base_id, base_key, keys, leaf = document[PATCH][key]
+            base = value_of(base_id, base_key)
+            value = _MISSING if base is _MISSING else _put(base, keys, leaf)
+        else:
+            body = next(v for k, v in document.items() if not k.startswith("~"))
+            value = body.get(key, _MISSING)
+        values[(event_id, key)] = value
+        return value
+
+    def text_of(event_id: int, key: str) -> str:
         text = texts.get((event_id, key))
         if text is None:
-            document = documents.get(event_id) or extra.get(event_id)
-            if document is None:  # gone meanwhile (the execution expired): as truncated
-                return ""
-            body = next(v for k, v in document.items() if not k.startswith("~"))
-            text = texts[(event_id, key)] = dump_json(body[key])
+            value = value_of(event_id, key)
+            text = texts[(event_id, key)] = "" if value is _MISSING else dump_json(value)
         return text
 
-    if include_data:  # every raw payload as text, before any body is changed
+    if include_data:  # every payload as text, before any body is changed
         for event_id, document in documents.items():
-            for key in document.get(RAW, ()):
-                raw_text(event_id, key)
+            for member in (RAW, REF, PATCH):
+                for key in document.get(member, ()):
+                    text_of(event_id, key)
     events = []
     for record in records:
         item: dict[str, Any] = {
@@ -168,14 +279,11 @@ def decode_events(
         found = documents.get(record.id)
         if found is not None:
             document = found
-            raw = document.pop(RAW, ())
-            refs = document.pop(REF, {})
+            members = [key for member in (RAW, REF, PATCH) for key in document.pop(member, ())]
             for body in document.values():
                 if include_data:
-                    for key in raw:
+                    for key in members:
                         body[key] = texts[(record.id, key)]
-                    for key, (target_id, target_key) in refs.items():
-                        body[key] = raw_text(target_id, target_key)
                 else:
                     _drop_data(body)
             item.update(document)

@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowstate.asl.errors import StatesError
@@ -91,10 +91,10 @@ class Function:
     handler: Handler
     concurrency: int | None = None
     isolate: bool = False
+    is_async: bool = field(init=False, compare=False)  # known once: asked at every call
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
 
 
 class FunctionRegistry:

@@ -56,6 +56,7 @@ from flowstate.interpreter.messages import (
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.cluster import Ownership, Solo
 from flowstate.runtime.live import (
     Live,
     TickChanges,
@@ -65,7 +66,7 @@ from flowstate.runtime.live import (
     restore_live,
 )
 from flowstate.runtime.timers import MemoryTimers
-from flowstate.storage import ExecutionDelta, ExecutionRecord, StorageError, Store
+from flowstate.storage import ExecutionDelta, ExecutionRecord, LeaseLost, StorageError, Store
 
 __all__ = [
     "DuplicateStart",
@@ -151,9 +152,13 @@ class Engine:
         clock: Clock,
         functions: FunctionRegistry | None = None,
         settings: EngineSettings | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        # Which executions this engine runs: all (one node), or those it holds a lease on.
+        self.ownership: Ownership = ownership or Solo(store)
+        self._foreign: set[str] = set()  # loaded but owned by another node
         self.functions = functions or FunctionRegistry()
         self.settings = settings or EngineSettings()
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
@@ -182,13 +187,15 @@ class Engine:
 
     async def start(self) -> None:
         """Recover what the store says is in progress, then start the loops."""
-        await self._recover()
+        if self.ownership.recovers:
+            await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
             asyncio.create_task(self._timer_loop(), name="flowstate-timers"),
             asyncio.create_task(self._retention_loop(), name="flowstate-retention"),
         ]
         self._wake.set()
+        await self.ownership.start(self)
 
     async def stop(self) -> None:
         """Drain: take no new work, let the commit in flight land, stop the loops."""
@@ -202,6 +209,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.ownership.stop()
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -234,7 +242,7 @@ class Engine:
         return machine
 
     def new_record(self, request: StartRequest, now: datetime) -> ExecutionRecord:
-        return ExecutionRecord(
+        record = ExecutionRecord(
             arn=request.arn,
             state_machine_arn=request.state_machine_arn,
             name=request.name,
@@ -248,6 +256,7 @@ class Engine:
             alias_arn=request.alias_arn,
             attributes=request.attributes,
         )
+        return self.ownership.stamp(record)
 
     async def start_execution(self, request: StartRequest) -> ExecutionRecord:
         """Start an execution; returns its row once the start is committed (Standard and
@@ -318,6 +327,7 @@ class Engine:
             raise EngineClosed("flowstate is shutting down and takes no redrives")
         if arn in self._live:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
+        await self.ownership.take(arn)
         live = await self._read(self._load_stopped, arn)
         if arn in self._live:  # another redrive got there while the row was read
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
@@ -333,6 +343,13 @@ class Engine:
     async def _submit(self, arn: str, event: Event) -> None:
         if self._closing:
             raise EngineClosed("flowstate is shutting down")
+        if arn not in self._live and await self.ownership.forward(arn, event):
+            return  # another node owns it and has applied the event
+        await self.apply(arn, event)
+
+    async def apply(self, arn: str, event: Event) -> None:
+        """Apply ``event`` to ``arn`` here; returns once committed (LeaseLost if another node
+        owns it)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(arn, []).append(future)
         self._enqueue(arn, event)
@@ -388,9 +405,12 @@ class Engine:
                 break
         batch = {arn: self._work.pop(arn) for arn in arns}
         missing = [arn for arn in arns if arn not in self._live]
+        foreign: set[str] = set()
         if missing:
             for loaded in await self._read(self._load_many, missing):
                 self._live[loaded.arn] = loaded
+            foreign = self._foreign.intersection(missing)
+            self._foreign -= foreign
         now = self.clock.now()
         deltas: list[ExecutionDelta] = []
         applied: list[tuple[Live, TickChanges, list[Command], ExecutionDelta | None]] = []
@@ -398,6 +418,9 @@ class Engine:
         for arn, items in batch.items():
             live = self._live.get(arn)
             if live is None:
+                if arn in foreign:  # another node owns it now: not ours to change
+                    self._drop(arn, items, LeaseLost([arn]))
+                    continue
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
                     orphans[arn] = fired
@@ -414,9 +437,7 @@ class Engine:
         deltas.extend(ExecutionDelta(arn, timers_removed=ids) for arn, ids in orphans.items())
         if deltas:
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.store.commit, deltas
-                )
+                await self._commit(deltas, batch, applied)
             except Exception as error:
                 self._commit_failed(batch, applied, error)
                 return
@@ -434,6 +455,41 @@ class Engine:
         self._evict()
         if timers_changed or orphans:
             self._timer_wake.set()
+
+    async def _commit(
+        self,
+        deltas: list[ExecutionDelta],
+        batch: dict[str, list[Event | _Start]],
+        applied: list[tuple[Live, TickChanges, list[Command], ExecutionDelta | None]],
+    ) -> None:
+        """Land ``deltas``. Executions another node has taken over (LeaseLost: the store
+        fenced them off) leave memory and this tick, and the rest is committed without them."""
+        loop = asyncio.get_running_loop()
+        while deltas:
+            try:
+                await loop.run_in_executor(self._writer, self.store.commit, deltas)
+                return
+            except LeaseLost as error:
+                arns = {d.execution_arn for d in deltas}
+                gone = set(error.arns) & arns or arns
+                for arn in gone:
+                    self._live.pop(arn, None)
+                    self._drop(arn, batch.get(arn, []), error)
+                deltas[:] = [d for d in deltas if d.execution_arn not in gone]
+                applied[:] = [a for a in applied if a[0].arn not in gone]
+                self.ownership.lost(sorted(gone))
+
+    def _drop(self, arn: str, items: list[Event | _Start], error: Exception) -> None:
+        """Fail whoever waits on ``arn``'s work: this node does not run it (any more)."""
+        self._mem_timers.forget(arn)
+        for item in items:
+            if isinstance(item, _Start) and not item.future.done():
+                item.future.set_exception(error)
+            elif isinstance(item, TimerFired):
+                self._firing.discard((arn, item.timer_id))
+        for future in self._waiters.pop(arn, ()):
+            if not future.done():
+                future.set_exception(error)
 
     def _apply(
         self, live: Live, items: list[Event | _Start], changes: TickChanges, now: datetime
@@ -657,6 +713,9 @@ class Engine:
         record = self.store.get_execution(arn)
         if record is None or record.status != "RUNNING" or record.snapshot is None:
             return None
+        if not self.ownership.owns(record):
+            self._foreign.add(arn)
+            return None
         machine = self._machine_for(record)
         if machine is None:
             return None
@@ -731,6 +790,48 @@ class Engine:
                 "recovered: %d task(s) re-run, %d Express execution(s) restarted", tasks, rerun
             )
 
+    # --- scale-out: executions taken over from other nodes, and given up -----------------
+
+    async def adopt(self, records: list[ExecutionRecord]) -> None:
+        """Run executions this node has just taken over (their node died or left), as
+        recovery does at start-up: pending tasks re-run with their idempotency keys,
+        unfinished Express executions restart, timers fire from the store."""
+        for record in records:
+            self._live.pop(record.arn, None)  # a copy from before another node had it
+            if record.type == "EXPRESS" and record.snapshot is None:
+                machine = await self._read(self._machine_for, record)
+                if machine is not None:
+                    self._rerun_express(machine, record)
+                continue
+            live = await self._read(self._restore, record)
+            if live is None:
+                continue
+            self._live[record.arn] = live
+            for command in list(live.tasks.values()):
+                self._invoke(live, command)
+        self._timer_wake.set()
+
+    def _restore(self, record: ExecutionRecord) -> Live | None:
+        if record.snapshot is None:
+            return None
+        machine = self._machine_for(record)
+        if machine is None:
+            return None
+        tasks = self.store.pending_tasks(record.arn)
+        return restore_live(machine, record, tasks, self.settings.max_history_events)
+
+    def forget_stored(self, reason: Exception) -> None:
+        """This node's lease expired: every stored execution it holds may be another node's
+        now. Forget them (the store is the truth); those not committed yet stay."""
+        for arn, live in list(self._live.items()):
+            if live.written and not live.is_new:
+                del self._live[arn]
+                self._mem_timers.forget(arn)
+                self._firing = {key for key in self._firing if key[0] != arn}
+                for future in self._waiters.pop(arn, ()):
+                    if not future.done():
+                        future.set_exception(reason)
+
     def _rerun_express(self, machine: StateMachine, record: ExecutionRecord) -> None:
         name = record.state_machine_arn.rsplit(":", 1)[-1]
         attributes = json.loads(record.attributes or "{}")
@@ -764,7 +865,7 @@ class Engine:
             for arn, timer_id in self._mem_timers.pop_due(now):
                 self._enqueue(arn, TimerFired(timer_id))
                 fired += 1
-            due = await self._read(self.store.due_timers, now, 1000)
+            due = await self._read(self.ownership.due_timers, now, 1000)
             for timer in due:
                 key = (timer.execution_arn, timer.timer_id)
                 if key in self._firing:
@@ -775,7 +876,7 @@ class Engine:
             if fired:
                 await self._idle.wait()
                 continue
-            durable_next = await self._read(self.store.next_timer_at)
+            durable_next = await self._read(self.ownership.next_timer_at)
             candidates = [t for t in (durable_next, self._mem_timers.next_at()) if t is not None]
             next_at = min(candidates) if candidates else None
             if self.clock.is_virtual:

@@ -24,6 +24,7 @@ from flowstate.integrations.functions import (
     unhosted_resource,
 )
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.cluster import Ownership
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
 from flowstate.service.catalog import Catalog
@@ -64,6 +65,7 @@ class Service:
         functions: FunctionRegistry | None = None,
         settings: ServiceSettings | None = None,
         deploy: Iterable[Path] = (),
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -73,6 +75,7 @@ class Service:
             store,
             clock=clock,
             functions=functions,
+            ownership=ownership,
             settings=EngineSettings(
                 account_id=s.account_id,
                 region=s.region,

@@ -1,7 +1,8 @@
 """Backends for the shared store suite: every contract test runs on each of them.
 
-PostgreSQL (marker ``postgres``) gets one database per test session, emptied between tests;
-see ``tests/pgdb.py`` for where it comes from and when the tests skip.
+PostgreSQL (marker ``postgres``) gets one database per test session (``pg_url``, in the root
+conftest), emptied between tests; ``tests/pgdb.py`` says where it comes from and when the
+tests skip.
 """
 
 from __future__ import annotations
@@ -20,15 +21,6 @@ BACKENDS = [
 ]
 # The backends that share the SQL lease statements (node leases, takeover, inbox).
 SQL_BACKENDS = BACKENDS[1:]
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    import pgdb
-
-    url = pgdb.create_database()
-    yield url
-    pgdb.drop_database(url)
 
 
 def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -438,7 +439,9 @@ class Cluster:
         record = await self._run(self.store.get_execution, arn)
         if record is None or record.status != "RUNNING" or self.owns(record):
             return False
-        claimed = await self._run(self.leases.claim_execution, self.node_id, arn, False)
+        claimed = await self._run(
+            functools.partial(self.leases.claim_execution, self.node_id, arn, stopped=False)
+        )
         if claimed is not None:  # its owner is gone: run it here
             await self._engine.adopt([claimed])
             return False
@@ -460,7 +463,9 @@ class Cluster:
 
     async def take(self, arn: str) -> None:
         assert self.node_id is not None
-        await self._run(self.leases.claim_execution, self.node_id, arn, True)
+        await self._run(
+            functools.partial(self.leases.claim_execution, self.node_id, arn, stopped=True)
+        )
 
 
 def ownership_for(

@@ -228,3 +228,43 @@ def journal(workdir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stuck_report(db: str, limit: int = 5) -> str:
+    """What the executions still RUNNING are waiting for: owner, timers, tasks, last events."""
+    lines = []
+    with psycopg.connect(db) as connection:
+        nodes = connection.execute(
+            "SELECT node_id, endpoint, expires_at - (EXTRACT(EPOCH FROM now()) * 1e6)::BIGINT "
+            "FROM nodes"
+        ).fetchall()
+        lines.append(f"nodes (id, endpoint, µs left): {nodes}")
+        owners = connection.execute(
+            "SELECT lease_owner, COUNT(*) FROM executions WHERE status = 'RUNNING' "
+            "GROUP BY lease_owner"
+        ).fetchall()
+        lines.append(f"running by owner: {owners}")
+        for arn, owner, generation in connection.execute(
+            "SELECT arn, lease_owner, generation FROM executions WHERE status = 'RUNNING' "
+            "ORDER BY arn LIMIT %s",
+            (limit,),
+        ).fetchall():
+            timers = connection.execute(
+                "SELECT timer_id, fire_at FROM timers WHERE execution_arn = %s", (arn,)
+            ).fetchall()
+            tasks = connection.execute(
+                "SELECT task_id, state FROM tasks WHERE execution_arn = %s", (arn,)
+            ).fetchall()
+            events = connection.execute(
+                "SELECT id, type FROM history_events WHERE execution_arn = %s "
+                "ORDER BY id DESC LIMIT 3",
+                (arn,),
+            ).fetchall()
+            inbox = connection.execute(
+                "SELECT COUNT(*) FROM inbox WHERE execution_arn = %s", (arn,)
+            ).fetchone()
+            lines.append(
+                f"{arn.rsplit(':', 1)[1]} owner={owner} gen={generation} timers={timers} "
+                f"tasks={tasks} last={events} inbox={inbox}"
+            )
+    return "\n".join(lines)

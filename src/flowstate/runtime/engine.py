@@ -159,6 +159,7 @@ class Engine:
         # Which executions this engine runs: all (one node), or those it holds a lease on.
         self.ownership: Ownership = ownership or Solo(store)
         self._foreign: set[str] = set()  # loaded but owned by another node
+        self._running: set[tuple[str, str]] = set()  # (execution, task id) invoked, not done
         self.functions = functions or FunctionRegistry()
         self.settings = settings or EngineSettings()
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
@@ -642,8 +643,10 @@ class Engine:
         arn = live.arn
         self._inflight += 1
         live.inflight += 1
+        self._running.add((arn, command.task_id))
 
         def finished(event: Event) -> None:
+            self._running.discard((arn, command.task_id))
             self._inflight -= 1
             current = self._live.get(arn)
             if current is not None:
@@ -684,6 +687,7 @@ class Engine:
             future = loop.run_in_executor(self._task_pool, run)
         except RuntimeError:  # the pool is shut down: draining
             self._inflight -= 1
+            self._running.discard((arn, command.task_id))
             return
         future.add_done_callback(lambda f: None if f.cancelled() else finished(f.result()))
 
@@ -795,30 +799,34 @@ class Engine:
     async def adopt(self, records: list[ExecutionRecord]) -> None:
         """Run executions this node has just taken over (their node died or left), as
         recovery does at start-up: pending tasks re-run with their idempotency keys,
-        unfinished Express executions restart, timers fire from the store."""
+        unfinished Express executions restart, timers fire from the store.
+
+        The claim is committed before this runs, so a tick may already have loaded one of
+        them (a timer of it fired): that copy is at least as new as ``records`` and is kept.
+        A copy of an older generation (held before another node had it) is replaced."""
+        durable = []
         for record in records:
-            self._live.pop(record.arn, None)  # a copy from before another node had it
+            held = self._live.get(record.arn)
+            if held is not None and held.record.generation < record.generation:
+                del self._live[record.arn]
             if record.type == "EXPRESS" and record.snapshot is None:
-                machine = await self._read(self._machine_for, record)
-                if machine is not None:
-                    self._rerun_express(machine, record)
-                continue
-            live = await self._read(self._restore, record)
+                if record.arn not in self._live:
+                    machine = await self._read(self._machine_for, record)
+                    if machine is not None and record.arn not in self._live:
+                        self._rerun_express(machine, record)
+            else:
+                durable.append(record.arn)
+        missing = [arn for arn in durable if arn not in self._live]
+        for loaded in await self._read(self._load_many, missing) if missing else []:
+            self._live.setdefault(loaded.arn, loaded)
+        for arn in durable:
+            live = self._live.get(arn)
             if live is None:
                 continue
-            self._live[record.arn] = live
-            for command in list(live.tasks.values()):
-                self._invoke(live, command)
+            for task_id, command in list(live.tasks.items()):
+                if (arn, task_id) not in self._running:  # the dead node's call: re-run it
+                    self._invoke(live, command)
         self._timer_wake.set()
-
-    def _restore(self, record: ExecutionRecord) -> Live | None:
-        if record.snapshot is None:
-            return None
-        machine = self._machine_for(record)
-        if machine is None:
-            return None
-        tasks = self.store.pending_tasks(record.arn)
-        return restore_live(machine, record, tasks, self.settings.max_history_events)
 
     def forget_stored(self, reason: Exception) -> None:
         """This node's lease expired: every stored execution it holds may be another node's

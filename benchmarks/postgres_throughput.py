@@ -43,7 +43,7 @@ from flowstate.storage import SQLiteStore, StateMachineRecord, Store
 from flowstate.storage.postgres import PostgresStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from durable_throughput import flaky, noop, workload  # noqa: E402
+from durable_throughput import flaky, noop, workload
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bench"

@@ -196,10 +196,10 @@ async def idle(url: str, seconds: float) -> None:
     began = time.monotonic()
     await asyncio.sleep(seconds)
     elapsed = time.monotonic() - began
+    sent = statements() - before_statements - 2  # minus the first pg_stat reading's own
     # pg_stat_database is flushed by each backend about once a second when idle, at most
     # every ten: let the last ones arrive before reading it again.
     await asyncio.sleep(11)
-    sent = statements() - before_statements
     xacts = xact_commits(url) - before_xacts - 1  # minus the first reading's own
     await engine.stop()
     store.close()
@@ -225,10 +225,11 @@ def main() -> None:
     args = parser.parse_args()
     url = create_database(args.dsn)
     try:
-        if args.executions > 0:
-            throughput(url, args.workloads.split(","), args.executions, args.repeat)
+        # Idle first: nothing left over from the throughput runs in this process or database.
         if args.idle_seconds > 0:
             asyncio.run(idle(url, args.idle_seconds))
+        if args.executions > 0:
+            throughput(url, args.workloads.split(","), args.executions, args.repeat)
     finally:
         drop_database(args.dsn, url)
 

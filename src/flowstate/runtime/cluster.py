@@ -374,15 +374,17 @@ class Cluster:
                 continue
             try:
                 if self._claim_wanted or polled:
-                    await self._claim()
+                    await self._claim(forget=self._claim_wanted)
                 await self._read_inbox()
             except StorageError as error:
                 log.warning("cluster: %s", error)
             except Exception:
                 log.exception("cluster round failed")
 
-    async def _claim(self) -> None:
-        """Take over executions whose owner's lease expired, a batch at a time."""
+    async def _claim(self, *, forget: bool) -> None:
+        """Take over executions whose owner's lease expired, a batch at a time; then (when
+        the heartbeat saw expired nodes) delete the expired nodes that own nothing any more,
+        so the heartbeat stops reporting them."""
         assert self._engine is not None and self.node_id is not None
         self._claim_wanted = False
         total = 0
@@ -396,6 +398,7 @@ class Cluster:
         if total:
             self.takeovers += total
             log.info("%s took over %d execution(s)", self.node_id, total)
+        if total or forget:
             await self._run(self.leases.forget_dead_nodes)
 
     async def _read_inbox(self) -> None:

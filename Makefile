@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck contracts pytest fast conformance bench bench-json clean
+.PHONY: run test check lint typecheck contracts pytest fast test-pg conformance bench bench-json clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ pytest: $(VENV)/.installed-dev
 ## fast: only the unmarked in-process tests
 fast: $(VENV)/.installed-dev
 	$(BIN)/pytest -W error -q -m "not slow and not postgres and not corpus"
+
+## test-pg: the PostgreSQL tests (storage suite, multi-node) against FLOWSTATE_TEST_PG
+## [default postgresql://postgres@127.0.0.1:5432/postgres], failing if it is unreachable
+test-pg: $(VENV)/.installed-dev
+	REQUIRE_PG=1 $(BIN)/pytest -W error -q -m postgres
 
 ## conformance: the shared AWS-recorded corpus, with the skip table
 conformance: $(VENV)/.installed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,3 +47,13 @@ def run() -> Runner:
         )
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session, dropped at its end (see ``pgdb``)."""
+    import pgdb
+
+    url = pgdb.create_database()
+    yield url
+    pgdb.drop_database(url)

@@ -188,6 +188,7 @@ group_commit_max = 64
 sqlite_synchronous = "FULL"
 log_level = "debug"
 task_threads = 4
+lease_seconds = 3
 """,
     )
     settings = load(tmp_path)
@@ -210,6 +211,7 @@ task_threads = 4
         sqlite_synchronous="FULL",
         log_level="debug",
         task_threads=4,
+        lease_seconds=3,
     )
     assert set(settings.sources.values()) == {"flowstate.toml"}
 

@@ -86,6 +86,9 @@ class Settings:
     connections: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}), repr=False
     )
+    # PostgreSQL only: how long a node that stops renewing (killed, frozen, cut off) keeps
+    # its executions before the other nodes take them over. Measured on the database's clock.
+    lease_seconds: int = 10
     # Where each value came from: "default", "--port", "FLOWSTATE_PORT", or the config file.
     sources: Mapping[str, str] = field(default_factory=_default_sources, compare=False, repr=False)
 
@@ -199,6 +202,7 @@ _CONVERT: Mapping[str, _Convert] = {
     "sqlite_synchronous": _choice("NORMAL", "FULL"),
     "log_level": _choice("debug", "info", "warning", "error", "critical"),
     "task_threads": _integer(1),
+    "lease_seconds": _integer(1, 3600),
 }
 
 

@@ -75,6 +75,14 @@ def test_memory_opens_a_memory_store() -> None:
     assert isinstance(open_store("memory:"), MemoryStore)
 
 
-def test_postgresql_is_not_available_yet() -> None:
-    with pytest.raises(NotImplementedError, match="PostgreSQL storage is not available yet"):
-        open_store("postgresql://postgres@127.0.0.1:5432/flowstate")
+def test_postgresql_urls_name_a_postgres_location() -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/flowstate"
+    assert parse_db(url) == Location("postgresql", dsn=url)
+    assert parse_db("postgres://u@h/db").kind == "postgresql"
+
+
+def test_an_unreachable_postgresql_is_a_storage_error() -> None:
+    from flowstate.storage import StorageError
+
+    with pytest.raises(StorageError, match=r"u:\*\*\*@127.*cannot connect to PostgreSQL"):
+        open_store("postgresql://u:secret@127.0.0.1:1/nowhere?connect_timeout=1")

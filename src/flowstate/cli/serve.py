@@ -26,8 +26,8 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option(
     "--db",
     default=None,
-    help="PATH.db | sqlite:///PATH[?synchronous=FULL] | memory: "
-    "[default: ./.flowstate/flowstate.db].",
+    help="PATH.db | sqlite:///PATH[?synchronous=FULL] | memory: | postgresql://... "
+    "(several nodes may share one PostgreSQL) [default: ./.flowstate/flowstate.db].",
 )
 @click.option(
     "--functions",
@@ -50,6 +50,12 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--group-commit-max", type=int, default=None)
 @click.option("--sqlite-synchronous", default=None, help="NORMAL (default) or FULL.")
 @click.option("--task-threads", type=int, default=None)
+@click.option(
+    "--lease-seconds",
+    type=int,
+    default=None,
+    help="PostgreSQL: a node silent this long loses its executions to the others [default: 10].",
+)
 @click.option(
     "--mock-config",
     default=None,
@@ -86,8 +92,9 @@ def build_service(settings: Settings) -> Any:
     from flowstate.integrations.connections import ConnectionRegistry
     from flowstate.integrations.functions import FunctionRegistry
     from flowstate.runtime.clock import make_clock
+    from flowstate.runtime.cluster import DatabaseClock, ownership_for
     from flowstate.service.facade import Service, ServiceSettings
-    from flowstate.storage import parse_db
+    from flowstate.storage import StorageError, parse_db
 
     try:
         location = parse_db(settings.db)
@@ -102,11 +109,21 @@ def build_service(settings: Settings) -> Any:
     mocks = load_mock_config(settings.mock_config)
     try:
         store = location.open()
-    except NotImplementedError as error:
-        raise click.UsageError(str(error)) from None
+    except StorageError as error:
+        raise click.ClickException(str(error)) from None
+    # Several nodes may share PostgreSQL: deadlines and leases then follow the database's clock.
+    shared = location.kind == "postgresql"
+    clock = DatabaseClock() if shared and settings.clock == "real" else make_clock(settings.clock)
+    ownership = ownership_for(
+        store,
+        lease_seconds=settings.lease_seconds,
+        endpoint=f"http://{settings.host}:{settings.port}",
+        clock=clock if isinstance(clock, DatabaseClock) else None,
+    )
     return Service(
         store,
-        clock=make_clock(settings.clock),
+        clock=clock,
+        ownership=ownership,
         functions=functions,
         settings=ServiceSettings(
             account_id=settings.account_id,

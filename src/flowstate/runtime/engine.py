@@ -56,6 +56,7 @@ from flowstate.interpreter.messages import (
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.cluster import Ownership, RemoteCallback, Solo
 from flowstate.runtime.external import (
     SCHEDULED,
     Callback,
@@ -73,7 +74,14 @@ from flowstate.runtime.live import (
     restore_live,
 )
 from flowstate.runtime.timers import MemoryTimers
-from flowstate.storage import ExecutionDelta, ExecutionRecord, StorageError, Store, TaskRecord
+from flowstate.storage import (
+    ExecutionDelta,
+    ExecutionRecord,
+    LeaseLost,
+    StorageError,
+    Store,
+    TaskRecord,
+)
 
 __all__ = [
     "DuplicateStart",
@@ -188,9 +196,13 @@ class Engine:
         settings: EngineSettings | None = None,
         http: HttpInvoker | None = None,
         mocks: MockConfig | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        # Which executions this engine runs: all (one node), or those it holds a lease on.
+        self.ownership: Ownership = ownership or Solo(store)
+        self._foreign: set[str] = set()  # loaded but owned by another node
         self.functions = functions or FunctionRegistry()
         self.mocks = mocks
         self.settings = settings or EngineSettings()
@@ -234,13 +246,15 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         self._invoker = FunctionInvoker(threads=self.settings.task_threads, loop=self._loop)
         await self._read(self._load_activities)
-        await self._recover()
+        if self.ownership.recovers:
+            await self._recover()
         self._tasks = [
             asyncio.create_task(self._pump(), name="flowstate-pump"),
             asyncio.create_task(self._timer_loop(), name="flowstate-timers"),
             asyncio.create_task(self._retention_loop(), name="flowstate-retention"),
         ]
         self._wake.set()
+        await self.ownership.start(self)
 
     async def stop(self) -> None:
         """Drain: take no new work, let the commit in flight land, stop the loops."""
@@ -255,6 +269,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.ownership.stop()
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -289,7 +304,7 @@ class Engine:
         return machine
 
     def new_record(self, request: StartRequest, now: datetime) -> ExecutionRecord:
-        return ExecutionRecord(
+        record = ExecutionRecord(
             arn=request.arn,
             state_machine_arn=request.state_machine_arn,
             name=request.name,
@@ -303,6 +318,7 @@ class Engine:
             alias_arn=request.alias_arn,
             attributes=request.attributes,
         )
+        return self.ownership.stamp(record)
 
     async def start_execution(self, request: StartRequest) -> ExecutionRecord:
         """Start an execution; returns its row once the start is committed (Standard and
@@ -373,6 +389,7 @@ class Engine:
             raise EngineClosed("flowstate is shutting down and takes no redrives")
         if arn in self._live:
             raise NotRedrivable("Execution is RUNNING and cannot be redriven")
+        await self.ownership.take(arn)
         while arn in self._ticking or arn in self._work:  # stale work: let it be dropped
             await asyncio.sleep(0.001)
         live = await self._load_stopped(arn)
@@ -390,6 +407,19 @@ class Engine:
     async def _submit(self, arn: str, event: Event) -> None:
         if self._closing:
             raise EngineClosed("flowstate is shutting down")
+        if arn not in self._live and await self.ownership.forward(arn, event):
+            return  # another node owns it and has applied the event
+        await self.apply(arn, event)
+
+    async def apply(self, arn: str, event: Event | RemoteCallback) -> None:
+        """Apply ``event`` to ``arn`` here; returns once committed (LeaseLost if another node
+        owns it)."""
+        if isinstance(event, RemoteCallback):  # SendTask* received by another node
+            try:
+                await self.external.callback(arn, "", event.token, event.event, forwarded=True)
+            except TaskGone:
+                log.info("a forwarded callback for %s found its task ended", arn)
+            return
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(arn, []).append(future)
         self._enqueue(arn, event)
@@ -484,14 +514,23 @@ class Engine:
                 tick.waiters[arn] = waiters
         lives = {arn: self._live.get(arn) for arn in arns}
         missing = [arn for arn, live in lives.items() if live is None]
+        foreign: set[str] = set()
         if missing:
             for loaded in await self._load_many(missing):
-                if loaded.arn not in self._live:  # (not one a redrive has put there since)
-                    self._live[loaded.arn] = lives[loaded.arn] = loaded
+                # A copy put there meanwhile (a takeover's adopt) is at least as new: kept.
+                # (A redrive cannot have: it waits while its execution is in a tick.)
+                self._live.setdefault(loaded.arn, loaded)
+            for arn in missing:
+                lives[arn] = self._live.get(arn)
+            foreign = self._foreign.intersection(missing)
+            self._foreign -= foreign
         now = self.clock.now()
         for arn, items in batch.items():
             live = lives[arn]
             if live is None:
+                if arn in foreign:  # another node owns it now: not ours to change
+                    self._drop(arn, items, tick.waiters.pop(arn, []), LeaseLost([arn]))
+                    continue
                 fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
                 if fired:  # a timer of an execution that is gone: drop its row
                     tick.orphans[arn] = fired
@@ -534,9 +573,7 @@ class Engine:
         batch, applied, orphans = tick.batch, tick.applied, tick.orphans
         if tick.deltas:
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.store.commit, tick.deltas
-                )
+                await self._commit(tick)
             except Exception as error:
                 self._ticking.difference_update(batch)
                 self._commit_failed(tick, error)
@@ -556,6 +593,44 @@ class Engine:
         self._evict()
         if timers_changed or orphans:
             self._timer_wake.set()
+
+    async def _commit(self, tick: _Tick) -> None:
+        """Land the tick's deltas. Executions another node has taken over (LeaseLost: the
+        store fenced them off) leave memory and this tick, and the rest is committed without
+        them."""
+        loop = asyncio.get_running_loop()
+        deltas = tick.deltas
+        while deltas:
+            try:
+                await loop.run_in_executor(self._writer, self.store.commit, deltas)
+                return
+            except LeaseLost as error:
+                arns = {d.execution_arn for d in deltas}
+                gone = set(error.arns) & arns or arns
+                for arn in gone:
+                    self._live.pop(arn, None)
+                    self._drop(arn, tick.batch.get(arn, []), tick.waiters.pop(arn, []), error)
+                deltas[:] = [d for d in deltas if d.execution_arn not in gone]
+                tick.applied[:] = [a for a in tick.applied if a[0].arn not in gone]
+                self.ownership.lost(sorted(gone))
+
+    def _drop(
+        self,
+        arn: str,
+        items: list[_Item],
+        waiters: Iterable[asyncio.Future[Any]],
+        error: Exception,
+    ) -> None:
+        """Fail whoever waits on ``arn``'s work: this node does not run it (any more)."""
+        self._mem_timers.forget(arn)
+        for item in items:
+            if isinstance(item, (_Start, Callback)) and not item.future.done():
+                item.future.set_exception(error)
+            elif isinstance(item, TimerFired):
+                self._firing.discard((arn, item.timer_id))
+        for future in waiters:
+            if not future.done():
+                future.set_exception(error)
 
     def _apply(
         self, live: Live, items: list[_Item], changes: TickChanges, now: datetime
@@ -887,6 +962,9 @@ class Engine:
             record = self.store.get_execution(arn)
             if record is None or record.status != "RUNNING" or record.snapshot is None:
                 continue
+            if not self.ownership.owns(record):
+                self._foreign.add(arn)
+                continue
             rows.append(_Row(record, self.store.pending_tasks(arn), self._definition_of(record)))
         return rows
 
@@ -984,6 +1062,58 @@ class Engine:
                 "recovered: %d task(s) re-run, %d Express execution(s) restarted", tasks, rerun
             )
 
+    # --- scale-out: executions taken over from other nodes, and given up -----------------
+
+    async def adopt(self, records: list[ExecutionRecord]) -> None:
+        """Run executions this node has just taken over (their node died or left), as
+        recovery does at start-up: pending tasks re-run with their idempotency keys (or wait
+        for their worker, token or child), unfinished Express executions restart, timers fire
+        from the store.
+
+        The claim is committed before this runs, so a tick may already have loaded one of
+        them (a timer of it fired): that copy is at least as new as ``records`` and is kept.
+        A copy of an older generation (held before another node had it) is replaced."""
+        durable = []
+        for record in records:
+            held = self._live.get(record.arn)
+            if held is not None and held.record.generation < record.generation:
+                del self._live[record.arn]
+            if record.type == "EXPRESS" and record.snapshot is None:
+                if record.arn not in self._live:
+                    definition = await self._read(self._definition_of, record)
+                    machine = self._machine_of(record, definition)
+                    if machine is not None and record.arn not in self._live:
+                        self._rerun_express(machine, record)
+            else:
+                durable.append(record.arn)
+        missing = [arn for arn in durable if arn not in self._live]
+        for loaded in await self._load_many(missing) if missing else []:
+            self._live.setdefault(loaded.arn, loaded)
+        for arn in durable:
+            live = self._live.get(arn)
+            if live is None:
+                continue
+            states = {t.task_id: t.state for t in await self._read(self.store.pending_tasks, arn)}
+            for task_id, command in list(live.tasks.items()):
+                if task_id in self._running.get(arn, {}):
+                    continue  # a call of this node's is in flight for it
+                if self.external.resume(live, command, states.get(task_id, "STARTED")):
+                    continue  # waits for a worker, a token or a child
+                self._invoke(live, command)  # the dead node's call: re-run it
+        self._timer_wake.set()
+
+    def forget_stored(self, reason: Exception) -> None:
+        """This node's lease expired: every stored execution it holds may be another node's
+        now. Forget them (the store is the truth); those not committed yet stay."""
+        for arn, live in list(self._live.items()):
+            if live.written and not live.is_new:
+                del self._live[arn]
+                self._mem_timers.forget(arn)
+                self._firing = {key for key in self._firing if key[0] != arn}
+                for future in self._waiters.pop(arn, ()):
+                    if not future.done():
+                        future.set_exception(reason)
+
     def _load_activities(self) -> None:
         """The activity ARNs that exist: a Task naming another fails as on AWS."""
         token: str | None = None
@@ -1027,7 +1157,7 @@ class Engine:
             for arn, timer_id in self._mem_timers.pop_due(now):
                 self._enqueue(arn, TimerFired(timer_id))
                 fired += 1
-            due = await self._read(self.store.due_timers, now, 1000)
+            due = await self._read(self.ownership.due_timers, now, 1000)
             for timer in due:
                 key = (timer.execution_arn, timer.timer_id)
                 if key in self._firing:
@@ -1038,7 +1168,7 @@ class Engine:
             if fired:
                 await self._idle.wait()
                 continue
-            durable_next = await self._read(self.store.next_timer_at)
+            durable_next = await self._read(self.ownership.next_timer_at)
             candidates = [t for t in (durable_next, self._mem_timers.next_at()) if t is not None]
             next_at = min(candidates) if candidates else None
             if self.clock.is_virtual:

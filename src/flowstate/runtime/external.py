@@ -31,6 +31,7 @@ from flowstate.interpreter.messages import (
     TaskSubmitted,
     TaskSucceeded,
 )
+from flowstate.runtime.cluster import RemoteCallback
 from flowstate.runtime.live import Live, TickChanges
 
 if TYPE_CHECKING:
@@ -403,16 +404,23 @@ class ExternalTasks:
 
     # --- from the API ----------------------------------------------------------------------
 
-    async def callback(self, arn: str, task_id: str, token: str, event: Event) -> None:
+    async def callback(
+        self, arn: str, task_id: str, token: str, event: Event, *, forwarded: bool = False
+    ) -> None:
         """Deliver ``event`` (SendTask*, a worker taking the task) to the task ``token``
-        names; returns once committed. TaskGone when that task has ended."""
+        names; returns once committed. TaskGone when that task has ended. With several
+        nodes, a callback for an execution another node runs is forwarded to that node
+        (``forwarded``: it comes from one)."""
         engine = self.engine
+        task_id = task_id or getattr(event, "task_id", "")
         live = engine._live.get(arn)
         command = live.tasks.get(task_id) if live is not None else None
         if command is None:
             record = await engine.read(engine.store.task_by_token, token)
             if record is None or record.execution_arn != arn or record.task_id != task_id:
                 raise TaskGone(token)
+            if not forwarded and await engine.ownership.forward(arn, RemoteCallback(token, event)):
+                return  # the node running the execution has applied it
         elif command.task_token != token:
             raise TaskGone(token)
         if engine.closing:

@@ -33,6 +33,7 @@ from flowstate.integrations.http import (
 )
 from flowstate.integrations.mocks import MockConfig
 from flowstate.runtime.clock import Clock
+from flowstate.runtime.cluster import Ownership
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.service.arns import Partition
 from flowstate.service.catalog import Catalog
@@ -76,6 +77,7 @@ class Service:
         deploy: Iterable[Path] = (),
         connections: ConnectionRegistry | None = None,
         mocks: MockConfig | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings or ServiceSettings()
         s = self.settings
@@ -86,6 +88,7 @@ class Service:
             clock=clock,
             functions=functions,
             mocks=mocks,
+            ownership=ownership,
             settings=EngineSettings(
                 account_id=s.account_id,
                 region=s.region,

@@ -1,4 +1,4 @@
-"""Durable storage: one ``Store`` protocol over memory, SQLite and (later) PostgreSQL.
+"""Durable storage: one ``Store`` protocol over memory, SQLite and PostgreSQL.
 
 The store holds rows, not workflow logic: snapshots are opaque bytes and payloads JSON text.
 The one write is ``Store.commit(batch)``: many executions' deltas in one transaction.
@@ -14,6 +14,7 @@ from flowstate.storage.errors import (
     StateMachineDoesNotExist,
     StorageError,
 )
+from flowstate.storage.leases import InboxMessage, Leases, NodeLease
 from flowstate.storage.memory import MemoryStore
 from flowstate.storage.protocol import Store
 from flowstate.storage.records import (
@@ -43,11 +44,14 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionSummary",
     "HistoryConflict",
+    "InboxMessage",
     "InvalidToken",
     "LeaseLost",
+    "Leases",
     "Location",
     "MapRunRecord",
     "MemoryStore",
+    "NodeLease",
     "Page",
     "RevisionRecord",
     "SQLiteStore",

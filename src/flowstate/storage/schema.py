@@ -2,7 +2,8 @@
 
 Append a step to change the schema; never edit a released one. Statements are portable SQL;
 the only dialect words are ``{blob}`` (BLOB / BYTEA) and ``{clustered}`` (SQLite's
-``WITHOUT ROWID`` for tables read by primary-key prefix; nothing on PostgreSQL).
+``WITHOUT ROWID`` for tables read by primary-key prefix; nothing on PostgreSQL). No
+auto-increment keys: ids are made by the caller, so the sequence is the same everywhere.
 
 Conventions: every ``*_at`` column is BIGINT microseconds since the Unix epoch, UTC (see
 ``timestamps``); JSON payloads are TEXT written once; ``snapshot`` is the interpreter's opaque
@@ -179,10 +180,34 @@ _V3 = (
     )""",
 )
 
+# Scale-out (PostgreSQL, several nodes): the members and their leases, the running executions
+# of each owner (takeover finds a dead node's executions by index), and the inbox that carries
+# an event (StopExecution, a task-token callback) to the node owning its execution. Every
+# ``expires_at``/``created_at`` here is on the database's clock, never a node's.
+_V4 = (
+    """CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        endpoint TEXT,
+        started_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )""",
+    """CREATE INDEX executions_by_owner ON executions (lease_owner, arn)
+        WHERE status = 'RUNNING'""",
+    """CREATE TABLE inbox (
+        execution_arn TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (execution_arn, message_id)
+    ) {clustered}""",
+    "CREATE INDEX inbox_by_time ON inbox (created_at, execution_arn, message_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "state machines, revisions, executions, history, timers, tasks", _V1),
     Migration(2, "executions by version and alias; map runs", _V2),
     Migration(3, "control plane: versions, aliases, tags, activities", _V3),
+    Migration(4, "scale-out: nodes, executions by owner, inbox", _V4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

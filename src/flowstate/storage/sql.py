@@ -59,6 +59,12 @@ class Dialect:
     integrity_errors: tuple[type[BaseException], ...] = ()
     # Everything else the driver raises (disk full, I/O error, lock timeout).
     driver_errors: tuple[type[BaseException], ...] = ()
+    # The database's clock as integer microseconds since the epoch, constant within one
+    # statement: leases and takeover compare against it, never against a node's clock.
+    now_micros = "0"
+    # Appended to the SELECT that picks rows to claim: concurrent claimers skip each other's
+    # rows instead of queueing behind them. Empty where one writer is all there is (SQLite).
+    skip_locked = ""
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)

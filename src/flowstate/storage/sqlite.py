@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from flowstate.storage.errors import StorageError
+from flowstate.storage.leases import SQLLeases
 from flowstate.storage.migrations import migrate
 from flowstate.storage.schema import MIGRATIONS, Migration
 from flowstate.storage.sql import Dialect, SQLStore
@@ -41,6 +42,8 @@ class SQLiteDialect(Dialect):
     begin_write = "BEGIN IMMEDIATE"
     integrity_errors = (sqlite3.IntegrityError,)
     driver_errors = (sqlite3.Error,)
+    # julianday('now') is fixed for the duration of one statement (SQLite docs, "now").
+    now_micros = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
 
     def has_table(self, connection: Any, name: str) -> bool:
         row = connection.execute(
@@ -49,8 +52,13 @@ class SQLiteDialect(Dialect):
         return row is not None
 
 
-class SQLiteStore(SQLStore):
-    """``Store`` in one SQLite file; created (with its directory) and migrated on open."""
+class SQLiteStore(SQLStore, SQLLeases):
+    """``Store`` in one SQLite file; created (with its directory) and migrated on open.
+
+    One process owns the file, so the runtime needs no leases here (``shared`` is False);
+    the lease statements still work, which keeps them tested on both SQL backends."""
+
+    shared = False
 
     def __init__(
         self,

@@ -4,7 +4,8 @@
   (``sqlite:////abs/path`` for an absolute path; ``sqlite:///rel/path`` is relative);
   an optional ``?synchronous=FULL`` chooses the durability level;
 * ``memory:``: nothing persisted (tests, throw-away runs);
-* ``postgresql://...`` (or ``postgres://``): a PostgreSQL database (not available yet).
+* ``postgresql://...`` (or ``postgres://``): a PostgreSQL database (libpq URL), shared by any
+  number of ``flowstate serve`` processes.
 
 No value means ``./.flowstate/flowstate.db``.
 """
@@ -42,10 +43,10 @@ class Location:
 
             assert self.path is not None
             return SQLiteStore(self.path, synchronous=self.synchronous)
-        raise NotImplementedError(
-            "PostgreSQL storage is not available yet (issue 7, scale-out): use an SQLite file "
-            "(--db PATH.db) or --db memory: for now"
-        )
+        from flowstate.storage.postgres import PostgresStore
+
+        assert self.dsn is not None
+        return PostgresStore(self.dsn)
 
 
 def parse_db(value: str | None) -> Location:

@@ -277,3 +277,35 @@ def test_compile_raw_reports_undefined_without_raising() -> None:
     expression = jsonata.compile_raw("nothing")
     assert expression.evaluate_raw({"a": 1}, {}) is jsonata.UNDEFINED
     assert expression.evaluate_raw(None, {}, has_input=False) is jsonata.UNDEFINED
+
+
+def test_an_expression_compiled_on_one_thread_runs_and_is_freed_on_another() -> None:
+    """jsonatapy's compiled objects are bound to their thread: a definition is parsed on one
+    thread (a reader) and run on another (the engine's loop), then dropped anywhere."""
+    import gc
+    import threading
+
+    made: list[Any] = []
+    errors: list[BaseException] = []
+
+    def compile_elsewhere() -> None:
+        made.append(compile_expression("{% $states.input.x * 2 %}", field="Output"))
+
+    worker = threading.Thread(target=compile_elsewhere)
+    worker.start()
+    worker.join()
+    expression = made.pop()
+    assert expression.evaluate({"input": {"x": 21}}, None) == 42
+
+    def evaluate_and_drop(value: Any) -> None:
+        try:
+            assert value.evaluate({"input": {"x": 2}}, None) == 4
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    other = threading.Thread(target=evaluate_and_drop, args=(expression,))
+    other.start()
+    other.join()
+    del expression
+    gc.collect()
+    assert errors == []

@@ -245,3 +245,47 @@ def test_a_callback_sent_to_another_node_is_applied_by_the_owner(db: str) -> Non
         b.store.close()
 
     asyncio.run(main())
+
+
+def test_an_activity_task_is_taken_by_a_worker_of_another_node(db: str) -> None:
+    from flowstate.interpreter.messages import TaskSucceeded
+    from flowstate.storage.catalog import ActivityRecord
+
+    calls: Counter[str] = Counter()
+    activity = f"arn:aws:states:{REGION}:{ACCOUNT}:activity:review"
+    flow = {
+        "StartAt": "Review",
+        "States": {"Review": {"Type": "Task", "Resource": activity, "End": True}},
+    }
+
+    async def main() -> None:
+        a, b = open_node(db, calls, lease=5.0), open_node(db, calls, lease=5.0)
+        a.store.create_activity(ActivityRecord(activity, "review", T0))  # type: ignore[attr-defined]
+        text = json.dumps(flow)
+        a.store.create_state_machine(
+            StateMachineRecord(MACHINE_ARN, "orders", "STANDARD", text, ROLE, "r1", T0, T0)
+        )
+        await a.start()
+        await b.start()
+        record = await a.start_execution(request(text, 1, 0))
+        # A worker polls B, which never ran the execution: B claims the task in the store.
+        task = await b.external.take_activity_task(activity, "worker-b", 10.0)
+        assert task is not None and task.execution_arn == record.arn
+        assert json.loads(task.input) == {"i": 1, "wait": 0}
+        # A worker polling A now gets nothing: the task is taken.
+        assert await a.external.take_activity_task(activity, "worker-a", 1.5) is None
+        await b.external.callback(
+            record.arn, task.task_id, task.token, TaskSucceeded(task.task_id, {"ok": True})
+        )
+        row = a.store.get_execution(record.arn)
+        assert row is not None and row.status == "SUCCEEDED"
+        assert json.loads(row.output or "") == {"ok": True}
+        history = a.store.get_history(record.arn, 100).items
+        started = [e for e in history if e.type == "ActivityStarted"]
+        assert len(started) == 1 and "worker-b" in (started[0].details or "")
+        await a.stop()
+        await b.stop()
+        a.store.close()
+        b.store.close()
+
+    asyncio.run(main())

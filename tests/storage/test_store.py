@@ -10,12 +10,14 @@ from storage_rows import MACHINE_ARN, at, events, execution, machine, start, tas
 from flowstate.storage import (
     ExecutionAlreadyExists,
     ExecutionDelta,
+    ExecutionRecord,
     HistoryConflict,
     InvalidToken,
     LeaseLost,
     StateMachineAlreadyExists,
     StateMachineDoesNotExist,
     Store,
+    TaskRecord,
     TimerRecord,
 )
 
@@ -506,3 +508,35 @@ def test_expire_executions_removes_old_stopped_ones_with_their_rows(store: Store
     for r in [recent, running]:
         assert store.get_execution(r.arn) == r
         assert len(store.get_history(r.arn).items) == 4
+
+
+def test_activity_tasks_are_claimed_once_oldest_first(store: Store) -> None:
+    activity = "arn:aws:states:us-east-1:123456789012:activity:review"
+    a, b = execution("a"), execution("b")
+
+    def waiting(record: ExecutionRecord, task_id: str, seconds: float) -> TaskRecord:
+        return replace(
+            task(record, task_id, f"tok-{record.name}-{task_id}"),
+            resource=activity,
+            state="SCHEDULED",
+            created_at=at(seconds),
+        )
+
+    other = replace(task(a, "lambda", "tok-l"), state="SCHEDULED")  # not this activity
+    store.commit([start(a, tasks_added=[waiting(a, "t1", 5), other])])
+    store.commit([start(b, tasks_added=[waiting(b, "t1", 2), waiting(b, "t2", 9)])])
+    # By key: only while still waiting.
+    claimed = store.claim_activity_task(activity, (a.arn, "t1"))
+    assert claimed is not None and (claimed.execution_arn, claimed.state) == (a.arn, "STARTED")
+    assert store.claim_activity_task(activity, (a.arn, "t1")) is None
+    assert store.claim_activity_task(activity, (a.arn, "lambda")) is None
+    # Oldest first, each once, then none.
+    order = [store.claim_activity_task(activity) for _ in range(3)]
+    assert [(t.execution_arn, t.task_id) if t else None for t in order] == [
+        (b.arn, "t1"),
+        (b.arn, "t2"),
+        None,
+    ]
+    states = {t.task_id: t.state for t in store.pending_tasks(b.arn)}
+    assert states == {"t1": "STARTED", "t2": "STARTED"}
+    assert {t.task_id: t.state for t in store.pending_tasks(a.arn)}["lambda"] == "SCHEDULED"

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -148,16 +150,49 @@ def _split_error(text: str) -> tuple[str | None, str]:
 # --- compiled expressions -------------------------------------------------------------------
 
 
+class _Compiled(threading.local):
+    """This thread's compiled expressions. jsonatapy's compiled objects may only be used, and
+    dropped, on the thread that made them: each thread compiles its own (once, then from
+    this LRU), and only that thread ever evicts (drops) them."""
+
+    def __init__(self) -> None:
+        self.cache: OrderedDict[tuple[str, int, int | None], tuple[Any, bool]] = OrderedDict()
+
+
+_HERE = _Compiled()
+_CACHE_SIZE = 4096  # compiled expressions kept per thread
+
+
+def _compile_here(key: tuple[str, int, int | None]) -> tuple[Any, bool]:
+    """(compiled, uses host functions) for ``key`` (body, timeout, depth), on this thread."""
+    cache = _HERE.cache
+    found = cache.get(key)
+    if found is not None:
+        cache.move_to_end(key)
+        return found
+    body, timeout_ms, max_depth = key
+    compiled = jsonatapy.compile(body, timeout=timeout_ms, max_stack_depth=max_depth)
+    found = cache[key] = (compiled, jsonata_functions.install(compiled, body))
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return found
+
+
 class JSONataExpression:
-    """One compiled ``{% expr %}``; ``evaluate`` answers its value or raises ``EvaluationError``."""
+    """One compiled ``{% expr %}``; ``evaluate`` answers its value or raises ``EvaluationError``.
 
-    __slots__ = ("_compiled", "_uses_host", "body", "field", "text")
+    It holds no compiled object itself (see ``_Compiled``): definitions are parsed on one
+    thread and run on another."""
 
-    def __init__(self, text: str, body: str, field: str, compiled: Any, uses_host: bool) -> None:
+    __slots__ = ("_key", "_uses_host", "body", "field", "text")
+
+    def __init__(
+        self, text: str, body: str, field: str, key: tuple[str, int, int | None], uses_host: bool
+    ) -> None:
         self.text = text
         self.body = body  # the expression without ``{% %}``, as AWS quotes it
         self.field = field
-        self._compiled = compiled
+        self._key = key
         self._uses_host = uses_host
 
     def __repr__(self) -> str:
@@ -223,6 +258,7 @@ class JSONataExpression:
         field: str,
         raw: bool = False,
     ) -> Any:
+        compiled = _compile_here(self._key)[0]
         token = None
         if self._uses_host:
             token = jsonata_functions.CURRENT.set(jsonata_functions.CallContext(states, entropy))
@@ -234,12 +270,12 @@ class JSONataExpression:
                 # Deviation: here the context item ``$`` is null, not undefined; AWS refuses
                 # top-level references to it at validation, so only an implicit use (``$trim()``
                 # with no argument) can tell.
-                result = self._compiled.evaluate(None, bindings)
+                result = compiled.evaluate(None, bindings)
                 if result is not None:
                     if result.__class__ is float and not math.isfinite(result):
                         return None  # jsonata-js: JSON.stringify(Infinity) is null
                     return result
-            text = self._compiled.evaluate_json_or_none(input_text, bindings)
+            text = compiled.evaluate_json_or_none(input_text, bindings)
             if text == '""' and not raw:
                 raise self._unsupported(field)
         except ValueError as err:
@@ -274,14 +310,14 @@ def compile_raw(
     body: str, *, field: str = "", timeout_ms: int = TIMEOUT_MS, max_depth: int | None = None
 ) -> JSONataExpression:
     """Compile a bare JSONata expression (no ``{% %}``) with the AWS functions bound."""
+    key = (body, timeout_ms, max_depth)
     try:
-        compiled = jsonatapy.compile(body, timeout=timeout_ms, max_stack_depth=max_depth)
+        uses_host = _compile_here(key)[1]
     except ValueError as err:
         code, message = _split_error(str(err))
         # AWS reports the parser's message without its code (INVALID_JSONATA_EXPRESSION).
         raise InvalidJSONataExpression(message, code) from None
-    uses_host = jsonata_functions.install(compiled, body)
-    return JSONataExpression(body, body, field, compiled, uses_host)
+    return JSONataExpression(body, body, field, key, uses_host)
 
 
 def compile_expression(text: str, *, field: str) -> JSONataExpression:

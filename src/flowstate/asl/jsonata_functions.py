@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -239,7 +240,15 @@ def millis(*args: Any) -> int:
     return _entered_millis()
 
 
-_from_millis: dict[int, Any] = {}  # compiled ``$fromMillis`` calls for pictures, by arity
+class _FromMillis(threading.local):
+    """Compiled ``$fromMillis`` calls for pictures, by arity, per thread (jsonatapy's
+    compiled objects may only be used, and dropped, on the thread that made them)."""
+
+    def __init__(self) -> None:
+        self.by_arity: dict[int, Any] = {}
+
+
+_from_millis = _FromMillis()
 
 
 def now(*args: Any) -> str:
@@ -250,14 +259,14 @@ def now(*args: Any) -> str:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp % 1000:03d}Z"
     # $now(picture, timezone) is $fromMillis of the same instant: let JSONata format it.
     arity = 3 if len(args) > 1 and args[1] is not None else 2
-    compiled = _from_millis.get(arity)
+    compiled = _from_millis.by_arity.get(arity)
     if compiled is None:
         import jsonatapy
 
         compiled = jsonatapy.compile(
             "$fromMillis($m, $p, $t)" if arity == 3 else "$fromMillis($m, $p)"
         )
-        _from_millis[arity] = compiled
+        _from_millis.by_arity[arity] = compiled
     bindings = {"m": stamp, "p": args[0]}
     if arity == 3:
         bindings["t"] = args[1]

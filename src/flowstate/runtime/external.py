@@ -32,7 +32,7 @@ from flowstate.interpreter.messages import (
     TaskSucceeded,
 )
 from flowstate.runtime.cluster import RemoteCallback
-from flowstate.runtime.live import Live, TickChanges
+from flowstate.runtime.live import Live, TickChanges, task_from_record
 
 if TYPE_CHECKING:
     from flowstate.runtime.engine import Engine
@@ -128,6 +128,11 @@ class ActivityTask:
             command.task_token,
             json.dumps(command.parameters, separators=(",", ":"), ensure_ascii=False),
         )
+
+
+# Several nodes: how often a waiting GetActivityTask looks in the store for tasks that
+# executions on other nodes scheduled.
+SHARED_POLL_SECONDS = 1.0
 
 
 class ActivityQueues:
@@ -433,13 +438,31 @@ class ExternalTasks:
         self, activity_arn: str, worker_name: str | None, timeout: float
     ) -> ActivityTask | None:
         """GetActivityTask: the oldest task waiting for a worker of ``activity_arn``, started
-        (ActivityStarted committed) in this worker's name; None after ``timeout`` seconds."""
+        (ActivityStarted committed) in this worker's name; None after ``timeout`` seconds.
+
+        With several nodes sharing the store, a task is claimed in the store before it is
+        handed out (so two nodes' workers never get the same one), and tasks scheduled by
+        executions other nodes run are looked for there every ``SHARED_POLL_SECONDS``."""
+        engine = self.engine
+        shared = not engine.ownership.recovers
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self.engine.closing:
-            task = await self.activities.poll(activity_arn, max(0.0, deadline - loop.time()))
+        while not engine.closing:
+            remaining = max(0.0, deadline - loop.time())
+            wait = min(remaining, SHARED_POLL_SECONDS) if shared else remaining
+            task = await self.activities.poll(activity_arn, wait)
+            if task is not None and shared:
+                key = (task.execution_arn, task.task_id)
+                if await engine.read(engine.store.claim_activity_task, activity_arn, key) is None:
+                    continue  # a worker of another node took it
+            elif task is None and shared:
+                claimed = await engine.read(engine.store.claim_activity_task, activity_arn)
+                if claimed is not None:
+                    task = ActivityTask.of(claimed.execution_arn, task_from_record(claimed))
             if task is None:
-                return None
+                if loop.time() >= deadline:
+                    return None
+                continue
             self._pending.pop((task.execution_arn, task.task_id), None)
             try:
                 await self.callback(

@@ -364,6 +364,25 @@ class MemoryStore(MemoryCatalog):
         tasks.sort(key=lambda t: (t.created_at, t.task_id))
         return tasks
 
+    def claim_activity_task(
+        self, activity_arn: str, key: tuple[str, str] | None = None
+    ) -> TaskRecord | None:
+        with self._lock:
+            if key is not None:
+                found = self._tasks.get(key[0], {}).get(key[1])
+                candidates = [] if found is None else [found]
+            else:
+                candidates = sorted(
+                    (t for tasks in self._tasks.values() for t in tasks.values()),
+                    key=lambda t: (t.created_at, t.execution_arn, t.task_id),
+                )
+            for task in candidates:
+                if task.resource == activity_arn and task.state == "SCHEDULED":
+                    started = replace(task, state="STARTED")
+                    self._tasks[task.execution_arn][task.task_id] = started
+                    return started
+            return None
+
     def task_by_token(self, task_token: str) -> TaskRecord | None:
         with self._lock:
             where = self._tokens.get(task_token)

@@ -97,6 +97,14 @@ class Store(CatalogStore, Protocol):
         issued for this execution and order."""
         ...
 
+    def claim_activity_task(
+        self, activity_arn: str, key: tuple[str, str] | None = None
+    ) -> TaskRecord | None:
+        """Atomically mark an activity task no worker has taken yet (state ``SCHEDULED``) as
+        ``STARTED`` and return it: the oldest of ``activity_arn``, or the one ``key``
+        (execution ARN, task id) names. None if there is none (or another claimer won)."""
+        ...
+
     def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
         """The events of ``execution_arn`` with these ids (those that exist), ascending."""
         ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -671,6 +671,42 @@ class SQLStore(SQLCatalog):
             (execution_arn,),
         )
         return [_task(row) for row in rows]
+
+    def claim_activity_task(
+        self, activity_arn: str, key: tuple[str, str] | None = None
+    ) -> TaskRecord | None:
+        d = self.dialect
+        with self._writing() as connection, d.transaction(connection):
+            if key is not None:
+                row = connection.execute(
+                    d.sql(
+                        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE execution_arn = ? "
+                        f"AND task_id = ? AND resource = ? AND state = 'SCHEDULED' {d.skip_locked}"
+                    ),
+                    (key[0], key[1], activity_arn),
+                ).fetchone()
+            else:
+                row = connection.execute(
+                    d.sql(
+                        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE resource = ? "
+                        "AND state = 'SCHEDULED' ORDER BY created_at, execution_arn, task_id "
+                        f"LIMIT 1 {d.skip_locked}"
+                    ),
+                    (activity_arn,),
+                ).fetchone()
+            if row is None:
+                return None
+            task = _task(row)
+            cursor = connection.execute(
+                d.sql(
+                    "UPDATE tasks SET state = 'STARTED' WHERE execution_arn = ? AND task_id = ? "
+                    "AND state = 'SCHEDULED'"
+                ),
+                (task.execution_arn, task.task_id),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return replace(task, state="STARTED")
 
     def task_by_token(self, task_token: str) -> TaskRecord | None:
         row = self._read_one(

@@ -417,3 +417,53 @@ def test_run_with_a_mock_config_and_test_case(tmp_path: Path) -> None:
     bad.write_text('{"MockedResponses": {"R": {"x": {}}}}')
     refused = _invoke("run", machine, "--mock-config", str(bad))
     assert refused.exit_code == 2 and "not an invocation number" in refused.output
+
+
+# --- run --db ---------------------------------------------------------------------------------
+
+
+def _runs_in(db: str, tmp_path: Path) -> None:
+    from flowstate.storage import open_store
+
+    first = _write(tmp_path, PASS, "flow.json")
+    result = _invoke("run", first, "--input", '{"a": 1}', "--db", db, "--name", "one")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"a": 1, "x": {"r": 1}}
+    # The same machine name with a changed definition: updated, then run again.
+    changed = {**PASS, "States": {"P": {**PASS["States"]["P"], "Result": {"r": 2}}}}  # type: ignore[dict-item]
+    _write(tmp_path, changed, "flow.json")
+    result = _invoke("run", first, "--db", db, "--name", "two", "--history")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["output"] == {"x": {"r": 2}}
+    assert [e["type"] for e in shown["events"]][-1] == "ExecutionSucceeded"
+    store = open_store(db)
+    try:
+        arn = "arn:aws:states:us-east-1:123456789012:stateMachine:flow"
+        names = sorted(e.name for e in store.list_executions(arn).items)
+        assert names == ["one", "two"]
+        stored = store.get_execution(arn.replace("stateMachine", "execution") + ":one")
+        assert stored is not None and json.loads(stored.output or "") == {"a": 1, "x": {"r": 1}}
+    finally:
+        store.close()
+
+
+def test_run_with_db_keeps_the_execution_and_its_history_in_sqlite(tmp_path: Path) -> None:
+    _runs_in(str(tmp_path / "runs.db"), tmp_path)
+
+
+@pytest.mark.postgres
+def test_run_with_db_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    import pgdb
+
+    pgdb.empty(pg_url)
+    _runs_in(pg_url, tmp_path)
+
+
+def test_run_with_db_refuses_a_machine_of_the_other_type(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    flow = _write(tmp_path, PASS, "flow.json")
+    assert _invoke("run", flow, "--db", db).exit_code == 0
+    result = CliRunner().invoke(main, ["run", flow, "--db", db, "--type", "EXPRESS"])
+    assert result.exit_code == 1
+    assert "is STANDARD, not EXPRESS" in result.output

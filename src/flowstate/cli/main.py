@@ -6,6 +6,7 @@ case that failed); 2 an invalid definition or a usage error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -108,6 +109,13 @@ def main() -> None:
     "definition file's name, or --state-machine-name).",
 )
 @click.option("--state-machine-name", "machine_name", help="[default: the file's name]")
+@click.option(
+    "--db",
+    "db",
+    default=None,
+    help="Run durably in this database (PATH.db, sqlite:///PATH, postgresql://...): the "
+    "execution and its history stay there, as with `flowstate serve` [default: in memory].",
+)
 def run(
     definition: str,
     input_value: str | None,
@@ -120,6 +128,7 @@ def run(
     mock_config: str | None,
     test_case: str | None,
     machine_name: str | None,
+    db: str | None,
 ) -> None:
     """Run DEFINITION once and print its output."""
     from flowstate.cli.serve import load_mock_config
@@ -138,11 +147,34 @@ def run(
         settings = load_settings(config_path=config_path)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    name = machine_name or Path(definition).stem
+    if db is not None:
+        from flowstate.cli.durable_run import run_in_database
+
+        if test_case is not None:
+            raise click.UsageError("--test-case is not available with --db")
+        result = run_in_database(
+            dataclasses.replace(
+                settings,
+                db=db,
+                functions=tuple(functions),
+                clock=clock,
+                mock_config=mock_config,
+            ),
+            text,
+            input_json,
+            machine_name=name,
+            machine_type=machine_type.upper(),
+            execution_name=execution_name,
+            history=history,
+        )
+        _print_result(result, history)
+        return
     try:
         result = run_definition(
             text,
             input_json,
-            state_machine_name=machine_name or Path(definition).stem,
+            state_machine_name=name,
             execution_name=execution_name,
             state_machine_type=machine_type.upper(),
             clock=clock,
@@ -156,6 +188,10 @@ def run(
     except DefinitionError as exc:
         click.echo(f"InvalidDefinition: {exc.message}", err=True)
         sys.exit(EXIT_INVALID)
+    _print_result(result, history)
+
+
+def _print_result(result: Any, history: bool) -> None:
     if history:
         click.echo(json.dumps(result.to_json(include_history=True), indent=2, default=str))
     elif result.status == "SUCCEEDED":

@@ -189,6 +189,10 @@ class ActivityQueues:
             if future in polls:
                 polls.remove(future)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Draining: every poll ends empty, no new poll waits."""
         self._closed = True
@@ -460,7 +464,7 @@ class ExternalTasks:
                 if claimed is not None:
                     task = ActivityTask.of(claimed.execution_arn, task_from_record(claimed))
             if task is None:
-                if loop.time() >= deadline:
+                if not shared or self.activities.closed or loop.time() >= deadline:
                     return None
                 continue
             self._pending.pop((task.execution_arn, task.task_id), None)

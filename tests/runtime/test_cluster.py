@@ -260,13 +260,14 @@ def test_an_activity_task_is_taken_by_a_worker_of_another_node(db: str) -> None:
 
     async def main() -> None:
         a, b = open_node(db, calls, lease=5.0), open_node(db, calls, lease=5.0)
-        a.store.create_activity(ActivityRecord(activity, "review", T0))  # type: ignore[attr-defined]
         text = json.dumps(flow)
         a.store.create_state_machine(
             StateMachineRecord(MACHINE_ARN, "orders", "STANDARD", text, ROLE, "r1", T0, T0)
         )
         await a.start()
         await b.start()
+        # Created (through B's store) after A started: A finds it when a Task names it.
+        b.store.create_activity(ActivityRecord(activity, "review", T0))  # type: ignore[attr-defined]
         record = await a.start_execution(request(text, 1, 0))
         # A worker polls B, which never ran the execution: B claims the task in the store.
         task = await b.external.take_activity_task(activity, "worker-b", 10.0)

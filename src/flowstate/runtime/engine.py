@@ -246,6 +246,9 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         self._invoker = FunctionInvoker(threads=self.settings.task_threads, loop=self._loop)
         await self._read(self._load_activities)
+        if not self.ownership.recovers:  # several nodes: others may create activities
+            store = self.store
+            self.external.activities.known.lookup = lambda arn: store.get_activity(arn) is not None
         if self.ownership.recovers:
             await self._recover()
         self._tasks = [

@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -135,12 +135,39 @@ class ActivityTask:
 SHARED_POLL_SECONDS = 1.0
 
 
+class KnownActivities:
+    """The activity ARNs that exist (a Task naming another fails as on AWS). With several
+    nodes, an activity created through another node is looked up in the store the first time
+    a Task here names it (``lookup``, a point read; only on a miss)."""
+
+    def __init__(self) -> None:
+        self._arns: set[str] = set()
+        self.lookup: Callable[[str], bool] | None = None
+
+    def __contains__(self, arn: object) -> bool:
+        if arn in self._arns:
+            return True
+        if isinstance(arn, str) and self.lookup is not None and self.lookup(arn):
+            self._arns.add(arn)
+            return True
+        return False
+
+    def add(self, arn: str) -> None:
+        self._arns.add(arn)
+
+    def discard(self, arn: str) -> None:
+        self._arns.discard(arn)
+
+    def update(self, arns: Iterable[str]) -> None:
+        self._arns.update(arns)
+
+
 class ActivityQueues:
     """Per activity: the tasks no worker has taken yet (oldest first) and the workers' long
     polls waiting for one. A task goes to exactly one poll; no poll holds a thread."""
 
     def __init__(self) -> None:
-        self.known: set[str] = set()  # the activity ARNs that exist
+        self.known = KnownActivities()
         self._tasks: dict[str, OrderedDict[tuple[str, str], ActivityTask]] = {}
         self._polls: dict[str, deque[asyncio.Future[ActivityTask | None]]] = {}
         self._closed = False

@@ -44,6 +44,15 @@ def work(event, context):
     if event["fail_first"] and key.endswith("/0"):
         raise Transient("first attempt fails")
     return {"done": event["i"]}
+
+def ask(event, context):
+    # A .waitForTaskToken call: the token goes to a file the test answers from.
+    fd = os.open(os.environ["CLUSTER_TOKENS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps({"token": event["token"], "i": event["i"]}) + "\\n").encode())
+    finally:
+        os.close(fd)
+    return {"asked": event["i"]}
 """
 
 # A Pass chain, a Wait (durable timer), a Task retried after a back-off (a second timer),
@@ -62,6 +71,26 @@ DEFINITION = {
             "Next": "Done",
         },
         "Done": {"Type": "Pass", "End": True},
+    },
+}
+
+
+# A Task that waits for its token (SendTaskSuccess, sent to any node).
+CALLBACK_MACHINE = "callbacks"
+CALLBACK_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{CALLBACK_MACHINE}"
+CALLBACK_DEFINITION = {
+    "StartAt": "Ask",
+    "States": {
+        "Ask": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": "ask",
+                "Payload": {"token.$": "$$.Task.Token", "i.$": "$.i"},
+            },
+            "ResultPath": "$.answer",
+            "End": True,
+        }
     },
 }
 
@@ -90,10 +119,15 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         (workdir / "fns.py").write_text(FUNCTIONS)
         (workdir / f"{MACHINE}.json").write_text(json.dumps(DEFINITION))
+        (workdir / f"{CALLBACK_MACHINE}.json").write_text(json.dumps(CALLBACK_DEFINITION))
 
     def start(self) -> None:
         flowstate = Path(sys.executable).with_name("flowstate")
-        env = dict(os.environ, CLUSTER_JOURNAL=str(self.workdir / "journal.jsonl"))
+        env = dict(
+            os.environ,
+            CLUSTER_JOURNAL=str(self.workdir / "journal.jsonl"),
+            CLUSTER_TOKENS=str(self.workdir / "tokens.jsonl"),
+        )
         command = [
             str(flowstate),
             "serve",
@@ -105,6 +139,8 @@ class Node:
             str(self.workdir / "fns.py"),
             "--deploy",
             str(self.workdir / f"{MACHINE}.json"),
+            "--deploy",
+            str(self.workdir / f"{CALLBACK_MACHINE}.json"),
             "--lease-seconds",
             str(self.lease_seconds),
             "--log-level",
@@ -221,6 +257,13 @@ def outputs(db: str) -> dict[str, tuple[str, str | None]]:
     with psycopg.connect(db) as connection:
         rows = connection.execute("SELECT name, status, output FROM executions").fetchall()
     return {name: (status, output) for name, status, output in rows}
+
+
+def tokens(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "tokens.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def journal(workdir: Path) -> list[dict[str, Any]]:

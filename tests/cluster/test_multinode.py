@@ -3,9 +3,8 @@ postgres): nodes are killed with SIGKILL and frozen with SIGSTOP while they run 
 mixing Pass chains, Waits and retried Tasks; every execution finishes exactly once, with its
 output and a gap-free history, and the frozen node's stale writes are refused.
 
-Task-token callbacks (``.waitForTaskToken`` + SendTaskSuccess) are not implemented on this
-branch yet; the cross-node path they will take (the inbox) is exercised here by StopExecution
-sent to a node that does not own the execution.
+Task-token callbacks (``.waitForTaskToken``) are answered with SendTaskSuccess through a node
+that mostly does not own the execution (forwarded through the inbox), as StopExecution is.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from cluster_nodes import (
+    CALLBACK_MACHINE_ARN,
     MACHINE_ARN,
     Node,
     check_histories,
@@ -34,6 +34,7 @@ from cluster_nodes import (
     outputs,
     statuses,
     stuck_report,
+    tokens,
     wait_seconds,
     wait_until_none_running,
 )
@@ -130,6 +131,7 @@ def test_the_survivor_finishes_what_a_killed_node_started(tmp_path: Path, db: st
 
 REGULAR = 2400
 LONG = 60  # wait an hour, stopped through another node (the inbox)
+CALLBACKS = 100  # wait for a token, answered through n3 (the inbox when n3 does not own them)
 
 
 def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) -> None:
@@ -141,7 +143,8 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
         node.start()
     waits = {f"x{i}": rng.randint(3, 8) for i in range(REGULAR)}
     longs = {f"long{i}": 3600 for i in range(LONG)}
-    everything = {**waits, **longs}
+    asks = {f"cb{i}": 0 for i in range(CALLBACKS)}
+    everything = {**waits, **longs, **asks}
     index = {
         name: (int(name[1:]) if name.startswith("x") else 10_000 + k)
         for k, name in enumerate(everything)
@@ -154,7 +157,8 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
     def start(name: str) -> None:
         nonlocal issued
         i = index[name]
-        body = json.dumps(execution_input(i, everything[name]))
+        machine = CALLBACK_MACHINE_ARN if name in asks else MACHINE_ARN
+        body = json.dumps({"i": i} if name in asks else execution_input(i, everything[name]))
         for attempt in range(8):
             with lock:
                 issued += 1
@@ -165,7 +169,7 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
                 node = alive[(i + attempt) % len(alive)]
             try:
                 client(node.endpoint).start_execution(
-                    stateMachineArn=MACHINE_ARN, name=name, input=body
+                    stateMachineArn=machine, name=name, input=body
                 )
                 return
             except Exception:  # the node died under us: the same start elsewhere (idempotent)
@@ -174,6 +178,30 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
 
     names = list(everything)
     rng.shuffle(names)
+    answering = threading.Event()
+
+    def answer() -> None:
+        """SendTaskSuccess for every token the ``ask`` function wrote, through n3 (which owns
+        few of them: the others are forwarded to their owner), until told to stop."""
+        sfn = client(n3.endpoint, read_timeout=60)
+        answered: set[str] = set()
+        while not answering.is_set():
+            for entry in tokens(tmp_path):
+                if entry["token"] in answered:
+                    continue
+                try:
+                    sfn.send_task_success(
+                        taskToken=entry["token"], output=json.dumps({"ok": entry["i"]})
+                    )
+                except sfn.exceptions.TaskTimedOut:
+                    pass  # answered already (a call re-run after a takeover wrote it twice)
+                except Exception:  # a node busy taking over: try again on the next round
+                    continue
+                answered.add(entry["token"])
+            time.sleep(0.2)
+
+    answerer = threading.Thread(target=answer, daemon=True)
+    answerer.start()
     try:
         started = time.monotonic()
         with ThreadPoolExecutor(6) as pool:
@@ -193,8 +221,9 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
         taken = _running_owned_by(db, n2_id)
         n2.signal(signal.SIGCONT)
         found = wait_until_none_running(db, 120)
+        answering.set()
         print(f"statuses {found}; n2 still owned {taken} running after the freeze")
-        assert found == {"SUCCEEDED": REGULAR, "ABORTED": LONG}, "\n".join(
+        assert found == {"SUCCEEDED": REGULAR + CALLBACKS, "ABORTED": LONG}, "\n".join(
             [str(found), stuck_report(db), *(n.tail() for n in (n2, n3))]
         )
         time.sleep(1)
@@ -203,6 +232,7 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
         for node in (n2, n3):
             assert node.stop() == 0, node.tail()
     finally:
+        answering.set()
         for node in nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.signal(signal.SIGCONT)
@@ -215,9 +245,13 @@ def test_three_nodes_survive_sigkill_and_a_frozen_node(tmp_path: Path, db: str) 
         assert json.loads(output or "") == expected_output(index[name], wait), name
     for name in longs:
         assert rows[name][0] == "ABORTED"
+    for name in asks:
+        status, output = rows[name]
+        assert status == "SUCCEEDED", (name, status)
+        assert json.loads(output or "") == {"i": index[name], "answer": {"ok": index[name]}}
     types = check_histories(db)
     assert len(types) == len(everything)
     for name in list(waits)[:50]:
         assert wait_seconds(db, execution_arn(name)) >= waits[name] - 0.001
     _check_side_effects(tmp_path, {n: index[n] for n in waits}, slack=REGULAR)
-    assert statuses(db) == {"SUCCEEDED": REGULAR, "ABORTED": LONG}
+    assert statuses(db) == {"SUCCEEDED": REGULAR + CALLBACKS, "ABORTED": LONG}

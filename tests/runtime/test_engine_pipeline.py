@@ -187,3 +187,59 @@ def test_a_jsonata_execution_reloaded_from_the_store_runs_on_the_loops_thread(
         await second.stop()
 
     asyncio.run(main())
+
+
+def test_stop_still_answers_a_start_queued_in_the_same_turn() -> None:
+    async def main() -> None:
+        store = open_store("memory:")
+        text = deploy(store, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+        engine = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))
+        await engine.start()
+        start = request(text, 1)
+        pending = asyncio.ensure_future(engine.start_execution(start))
+        await asyncio.sleep(0)  # enqueued; the pump has not taken it yet
+        await engine.stop()
+        done, _ = await asyncio.wait({pending}, timeout=5)
+        assert done, "start_execution was never answered"
+        row = store.get_execution(start.arn)
+        assert row is not None and row.status == "SUCCEEDED"
+
+    asyncio.run(main())
+
+
+def test_a_failed_reload_puts_the_work_and_its_callers_back() -> None:
+    async def main() -> None:
+        store = open_store("memory:")
+        text = deploy(store, TASK_THEN_WAIT)
+
+        def charge(event: Any, context: Any) -> Any:
+            return {"paid": True}
+
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"charge": charge}),
+            settings=EngineSettings(cache_size=0),  # waiting executions leave memory
+        )
+        await engine.start()
+        start = request(text, 1)
+        await engine.start_execution(start)
+        await engine.until_idle()
+        assert engine.live(start.arn) is None  # evicted while it waits
+        real = engine._read_rows
+        failures = [1]
+
+        def flaky(arns: list[str]) -> Any:
+            if failures:
+                failures.pop()
+                raise RuntimeError("the database hiccuped")
+            return real(arns)
+
+        engine._read_rows = flaky  # type: ignore[method-assign]
+        await asyncio.wait_for(engine.stop_execution(start.arn, "Halt", "after a retry"), 5)
+        row = store.get_execution(start.arn)
+        assert row is not None and (row.status, row.error) == ("ABORTED", "Halt")
+        assert failures == []
+        await engine.stop()
+
+    asyncio.run(main())

@@ -205,6 +205,11 @@ def test_bad_tokens_and_outputs_get_aws_errors() -> None:
             service, "SendTaskSuccess", {"taskToken": outbox.tokens[0], "output": "{oops"}
         )
         assert error.code == "InvalidOutput"
+        # JSON text, but a lone surrogate is no Unicode: refused, the execution untouched.
+        error = await refused(
+            service, "SendTaskSuccess", {"taskToken": outbox.tokens[0], "output": '"\\ud800"'}
+        )
+        assert error.code == "InvalidOutput"
         # The refusals changed nothing: the real token still works.
         await service.dispatch("SendTaskHeartbeat", {"taskToken": outbox.tokens[0]})
         await service.dispatch(

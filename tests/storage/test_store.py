@@ -540,3 +540,15 @@ def test_activity_tasks_are_claimed_once_oldest_first(store: Store) -> None:
     states = {t.task_id: t.state for t in store.pending_tasks(b.arn)}
     assert states == {"t1": "STARTED", "t2": "STARTED"}
     assert {t.task_id: t.state for t in store.pending_tasks(a.arn)}["lambda"] == "SCHEDULED"
+
+
+def test_a_released_activity_task_waits_for_a_worker_again(store: Store) -> None:
+    activity = "arn:aws:states:us-east-1:123456789012:activity:review"
+    a = execution("a")
+    waiting = replace(task(a, "t1", "tok"), resource=activity, state="SCHEDULED")
+    store.commit([start(a, tasks_added=[waiting])])
+    assert store.claim_activity_task(activity) is not None
+    assert store.claim_activity_task(activity) is None
+    store.release_activity_task(a.arn, "t1")
+    again = store.claim_activity_task(activity)
+    assert again is not None and again.task_id == "t1"

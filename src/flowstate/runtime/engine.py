@@ -264,7 +264,10 @@ class Engine:
         self._closing = True
         self.external.close()
         self._wake.set()
-        while self._busy:
+        # Work already queued (a start, a callback answered in the same turn) is still done;
+        # what cannot be within the drain's bound is refused below, never left hanging.
+        deadline = asyncio.get_running_loop().time() + 10
+        while self._busy or (self._work and asyncio.get_running_loop().time() < deadline):
             await asyncio.sleep(0.005)
         for task in self._tasks:
             task.cancel()
@@ -272,6 +275,11 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        closed = EngineClosed("flowstate is shutting down")
+        for items in self._work.values():
+            for item in items:
+                if isinstance(item, (_Start, Callback)) and not item.future.done():
+                    item.future.set_exception(closed)
         await self.ownership.stop()
         for futures in self._waiters.values():
             for future in futures:
@@ -484,6 +492,7 @@ class Engine:
             except Exception:  # never let one bad tick stop the engine
                 self._ticking.difference_update(arns)
                 log.exception("flowstate engine tick failed")
+                await asyncio.sleep(0.1)  # (a store that is down: no hot loop)
                 continue
             if landing is not None:
                 await landing  # one commit at a time, in order
@@ -519,7 +528,17 @@ class Engine:
         missing = [arn for arn, live in lives.items() if live is None]
         foreign: set[str] = set()
         if missing:
-            for loaded in await self._load_many(missing):
+            try:
+                loaded_lives = await self._load_many(missing)
+            except BaseException:
+                # Nothing was stepped: the work and its callers go back, ahead of what came since.
+                for arn, items in batch.items():
+                    self._work[arn] = items + self._work.get(arn, [])
+                    self._work.move_to_end(arn, last=False)
+                for arn, waiters in tick.waiters.items():
+                    self._waiters[arn] = waiters + self._waiters.get(arn, [])
+                raise
+            for loaded in loaded_lives:
                 # A copy put there meanwhile (a takeover's adopt) is at least as new: kept.
                 # (A redrive cannot have: it waits while its execution is in a tick.)
                 self._live.setdefault(loaded.arn, loaded)
@@ -610,8 +629,10 @@ class Engine:
             except LeaseLost as error:
                 arns = {d.execution_arn for d in deltas}
                 gone = set(error.arns) & arns or arns
+                mine = {applied[0].arn: applied[0] for applied in tick.applied}
                 for arn in gone:
-                    self._live.pop(arn, None)
+                    if self._live.get(arn) is mine.get(arn):  # (not a copy adopted since)
+                        self._live.pop(arn, None)
                     self._drop(arn, tick.batch.get(arn, []), tick.waiters.pop(arn, []), error)
                 deltas[:] = [d for d in deltas if d.execution_arn not in gone]
                 tick.applied[:] = [a for a in tick.applied if a[0].arn not in gone]
@@ -827,7 +848,7 @@ class Engine:
         self._live.pop(arn, None)
         cause = f"flowstate could not continue the execution: {type(error).__name__}: {error}"
         for item in items:
-            if isinstance(item, _Start) and not item.future.done():
+            if isinstance(item, (_Start, Callback)) and not item.future.done():
                 item.future.set_exception(error)
             elif isinstance(item, TimerFired):
                 self._firing.discard((arn, item.timer_id))

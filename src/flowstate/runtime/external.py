@@ -412,6 +412,8 @@ class ExternalTasks:
             engine._enqueue(arn, TaskFailed(task_id, failure.error, failure.cause))
         except asyncio.CancelledError:
             raise
+        except EngineClosed:
+            return  # draining: the task is resumed (its child found or started) after restart
         except Exception as exc:  # never let a broken start leave the task waiting forever
             log.exception("nested execution of %s failed", arn)
             engine._enqueue(
@@ -482,6 +484,8 @@ class ExternalTasks:
             remaining = max(0.0, deadline - loop.time())
             wait = min(remaining, SHARED_POLL_SECONDS) if shared else remaining
             task = await self.activities.poll(activity_arn, wait)
+            if engine.closing:
+                return None  # draining: nothing is claimed that could not be handed on
             if task is not None and shared:
                 key = (task.execution_arn, task.task_id)
                 if await engine.read(engine.store.claim_activity_task, activity_arn, key) is None:
@@ -504,6 +508,12 @@ class ExternalTasks:
                 )
             except TaskGone:
                 continue  # ended while it waited: the next one
+            except EngineClosed:
+                if shared:  # claimed but not started: it waits for a worker again
+                    await engine.read(
+                        engine.store.release_activity_task, task.execution_arn, task.task_id
+                    )
+                raise
             return task
         return None
 

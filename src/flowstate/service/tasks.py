@@ -65,7 +65,10 @@ class TaskTokens:
     async def send_task_success(self, request: Mapping[str, Any]) -> dict[str, Any]:
         try:
             output = json.loads(request["output"])
-        except ValueError as error:
+            # A lone surrogate (``"\ud800"``) is JSON text but no Unicode: refused here rather
+            # than failing the execution when its history is written.
+            json.dumps(output, ensure_ascii=False).encode()
+        except ValueError as error:  # (UnicodeEncodeError is one)
             raise ServiceError(
                 INVALID_OUTPUT, f"Invalid Output: the output is not JSON text: {error}"
             ) from None

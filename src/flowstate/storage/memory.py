@@ -383,6 +383,12 @@ class MemoryStore(MemoryCatalog):
                     return started
             return None
 
+    def release_activity_task(self, execution_arn: str, task_id: str) -> None:
+        with self._lock:
+            task = self._tasks.get(execution_arn, {}).get(task_id)
+            if task is not None and task.state == "STARTED":
+                self._tasks[execution_arn][task_id] = replace(task, state="SCHEDULED")
+
     def task_by_token(self, task_token: str) -> TaskRecord | None:
         with self._lock:
             where = self._tokens.get(task_token)

@@ -105,6 +105,11 @@ class Store(CatalogStore, Protocol):
         (execution ARN, task id) names. None if there is none (or another claimer won)."""
         ...
 
+    def release_activity_task(self, execution_arn: str, task_id: str) -> None:
+        """Undo ``claim_activity_task`` for a task whose start could not be recorded: it waits
+        for a worker again (``STARTED`` back to ``SCHEDULED``)."""
+        ...
+
     def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
         """The events of ``execution_arn`` with these ids (those that exist), ascending."""
         ...

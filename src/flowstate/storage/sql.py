@@ -708,6 +708,17 @@ class SQLStore(SQLCatalog):
                 return None
             return replace(task, state="STARTED")
 
+    def release_activity_task(self, execution_arn: str, task_id: str) -> None:
+        d = self.dialect
+        with self._writing() as connection, d.transaction(connection):
+            connection.execute(
+                d.sql(
+                    "UPDATE tasks SET state = 'SCHEDULED' WHERE execution_arn = ? "
+                    "AND task_id = ? AND state = 'STARTED'"
+                ),
+                (execution_arn, task_id),
+            )
+
     def task_by_token(self, task_token: str) -> TaskRecord | None:
         row = self._read_one(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_token = ?", (task_token,)

@@ -15,7 +15,7 @@ from test_engine import ACCOUNT, REGION, T0, deploy, request
 from flowstate.integrations.functions import FunctionRegistry
 from flowstate.runtime.clock import VirtualClock
 from flowstate.runtime.engine import Engine, EngineSettings
-from flowstate.storage import ExecutionDelta, Store, open_store
+from flowstate.storage import ExecutionDelta, StorageError, Store, open_store
 
 CHARGE = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:charge"
 TASK_THEN_WAIT = {
@@ -240,6 +240,66 @@ def test_a_failed_reload_puts_the_work_and_its_callers_back() -> None:
         row = store.get_execution(start.arn)
         assert row is not None and (row.status, row.error) == ("ABORTED", "Halt")
         assert failures == []
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+class FailOnce:
+    """A store whose first commit that ends one of ``arns`` fails (a disk hiccup)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.arns: set[str] = set()
+        self.failed: list[list[str]] = []
+
+    def commit(self, batch: Sequence[ExecutionDelta]) -> None:
+        ending = [
+            d.execution_arn
+            for d in batch
+            if d.execution_arn in self.arns and d.execution and d.execution.status != "RUNNING"
+        ]
+        if ending and not self.failed:
+            self.failed.append(sorted(d.execution_arn for d in batch))
+            raise StorageError("disk hiccup")
+        self.store.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_an_express_end_whose_commit_failed_is_written_again() -> None:
+    async def main() -> None:
+        store = FailOnce(open_store("memory:"))
+        one_task = {
+            "StartAt": "C",
+            "States": {"C": {"Type": "Task", "Resource": CHARGE, "End": True}},
+        }
+        text = deploy(store.store, one_task)
+        release = asyncio.Event()
+
+        async def charge(event: Any, context: Any) -> Any:
+            await release.wait()
+            return {"paid": True}
+
+        engine = Engine(
+            store,  # type: ignore[arg-type]
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"charge": charge}),
+        )
+        await engine.start()
+        express, standard = request(text, 1, "EXPRESS"), request(text, 2)
+        await engine.start_execution(express)
+        await engine.start_execution(standard)
+        while engine._inflight < 2:  # both calls running, waiting for ``release``
+            await asyncio.sleep(0.01)
+        store.arns = {express.arn}  # the tick that ends the Express execution fails to commit
+        release.set()
+        for started in (standard, express):
+            await asyncio.wait_for(engine.wait_stopped(started.arn), 5)
+            row = store.get_execution(started.arn)
+            assert row is not None and row.status == "SUCCEEDED", (started.type, row)
+        assert store.failed  # the failure did happen
         await engine.stop()
 
     asyncio.run(main())

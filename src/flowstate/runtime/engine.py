@@ -165,7 +165,13 @@ class _Redrive(_Start):
     __slots__ = ()
 
 
-_Item = Event | _Start | Callback  # one piece of an execution's pending work
+class _Rewrite:
+    """Write an ended Express execution's end again (its first write failed)."""
+
+    __slots__ = ()
+
+
+_Item = Event | _Start | Callback | _Rewrite  # one piece of an execution's pending work
 
 
 _Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
@@ -210,6 +216,7 @@ class Engine:
         self._live: OrderedDict[str, Live] = OrderedDict()  # LRU order for parked ones
         self._work: OrderedDict[str, list[_Item]] = OrderedDict()
         self._ticking: set[str] = set()  # in a tick being prepared or committed
+        self._requeues = 0  # work put back after a failed commit, not yet queued again
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._firing: set[tuple[str, str]] = set()  # durable timers handed to a tick
@@ -664,6 +671,8 @@ class Engine:
         execution.known_activities = self.external.activities.known
         commands: list[Command] = []
         for item in items:
+            if isinstance(item, _Rewrite):
+                continue  # nothing to step: build_delta writes the end again
             if isinstance(item, Callback):
                 if not execution.has_task(item.event.task_id):  # type: ignore[union-attr]
                     if not item.future.done():
@@ -813,31 +822,57 @@ class Engine:
 
     def _commit_failed(self, tick: _Tick, error: Exception) -> None:
         """Nothing landed: forget the in-memory steps and fail the callers; the store's state
-        is the truth, and the events are replayed against it, ahead of what came since."""
+        is the truth, and the events are replayed against it, ahead of what came since.
+
+        An execution of the tick that had nothing to write (an Express execution between its
+        start and its end) loses nothing: its step stands and is carried out as if landed."""
         log.error("flowstate commit failed, nothing written: %s", error)
-        for live, _, _, _ in tick.applied:
+        refused = StorageError(f"the change could not be committed: {error}")
+        for live, changes, commands, delta in tick.applied:
             arn = live.arn
-            self._live.pop(arn, None)
-            replay: list[_Item] = []
+            if delta is None:
+                after_commit(live, changes)
+                self._after_tick(live, tick.batch[arn], commands, tick.waiters.pop(arn, ()))
+                continue
+            ended_express = not live.durable and not live.is_new and live.status != "RUNNING"
+            if not ended_express:
+                self._live.pop(arn, None)
+            replay: list[_Item] = [_Rewrite()] if ended_express else []
             for item in tick.batch[arn]:
                 if isinstance(item, _Start):
                     if not item.future.done():
                         item.future.set_exception(error)
                 elif live.durable and not live.is_new:
-                    replay.append(item)
+                    replay.append(item)  # (a Callback's caller is answered by the replay)
+                elif isinstance(item, Callback):
+                    if not item.future.done():
+                        item.future.set_exception(refused)
                 elif isinstance(item, TimerFired):
                     self._firing.discard((arn, item.timer_id))
             if replay:
-                self._work[arn] = replay + self._work.get(arn, [])
-                self._wake.set()
+                # Again shortly (not at once: a store that is down would make a hot loop).
+                self._requeues += 1
+                asyncio.get_running_loop().call_later(0.1, self._requeue, arn, replay)
             for future in tick.waiters.pop(arn, ()):
                 if not future.done():
-                    future.set_exception(
-                        StorageError(f"the change could not be committed: {error}")
-                    )
+                    future.set_exception(refused)
+            if not live.durable and not ended_express:
+                # An Express execution whose start or end could not be written: its row (if
+                # any) is re-run after a restart (at-least-once); whoever waits is told now.
+                self._mem_timers.forget(arn)
+                for future in self._stop_waiters.pop(arn, ()):
+                    if not future.done():
+                        future.set_exception(refused)
         for arn, ids in tick.orphans.items():
             for timer_id in ids:
                 self._firing.discard((arn, timer_id))
+
+    def _requeue(self, arn: str, items: list[_Item]) -> None:
+        self._requeues -= 1
+        self._work[arn] = items + self._work.get(arn, [])
+        self._work.move_to_end(arn, last=False)
+        self._idle.clear()
+        self._wake.set()
 
     def _step_failed(self, tick: _Tick, live: Live, items: list[_Item], error: Exception) -> None:
         """Stepping ``live`` raised (a flowstate bug, or data the interpreter could not
@@ -1171,7 +1206,7 @@ class Engine:
     # --- timers ----------------------------------------------------------------------------
 
     def _can_run(self) -> bool:
-        return bool(self._work) or self._busy or self._inflight > 0
+        return bool(self._work) or self._busy or self._inflight > 0 or self._requeues > 0
 
     async def _timer_loop(self) -> None:
         while not self._closing:
@@ -1204,6 +1239,8 @@ class Engine:
                 elif self._work or self._busy:
                     await self._idle.wait()
                     await asyncio.sleep(0)
+                elif self._requeues:  # work put back after a failed commit: it runs first
+                    await asyncio.sleep(0.01)
                 elif self._inflight:
                     # A call is running: it takes no virtual time, unless it runs on for as
                     # long, in real time, as there is until the next timer; then that timer

@@ -26,11 +26,11 @@ import boto3
 import botocore.config
 
 import flowstate
+from harness.api_polling import check, wait_all
 from harness.protocol import DriverArgs, emit, parse_driver_args, timed, total_runs
-from harness.workloads import Workload, count_transitions, load_workload, same_json
+from harness.workloads import count_transitions, load_workload
 
 ROLE = "arn:aws:iam::123456789012:role/bench"
-POLL_SECONDS = 0.001
 FUNCTIONS = Path(__file__).resolve().parent / "noop_functions.py"
 
 
@@ -71,32 +71,6 @@ def stop(server: subprocess.Popen[bytes]) -> int:
     _, _, usage = os.wait4(server.pid, 0)
     server.returncode = 0
     return int(usage.ru_maxrss)
-
-
-def wait_all(sfn: Any, arns: list[str]) -> dict[str, Any]:
-    pending = list(arns)
-    done: dict[str, Any] = {}
-    while pending:
-        still = []
-        for arn in pending:
-            described = sfn.describe_execution(executionArn=arn)
-            if described["status"] == "RUNNING":
-                still.append(arn)
-            else:
-                done[arn] = described
-        pending = still
-        if pending:
-            time.sleep(POLL_SECONDS)
-    return done
-
-
-def check(work: Workload, described: dict[str, Any]) -> str | None:
-    for arn, row in described.items():
-        if row["status"] != "SUCCEEDED":
-            return f"{arn}: {row['status']} {row.get('error', '')} {row.get('cause', '')[:200]}"
-        if not same_json(json.loads(row.get("output", "null")), work.expected):
-            return f"{arn}: wrong output {row.get('output', '')[:200]}"
-    return None
 
 
 def run(args: DriverArgs, sfn: Any) -> dict[str, Any]:

@@ -27,17 +27,15 @@ import boto3
 import moto
 from moto import mock_aws
 
+from harness.api_polling import check, wait_all
 from harness.protocol import DriverArgs, emit, parse_driver_args, rss_kb, timed, total_runs
 from harness.workloads import (
-    Workload,
     count_transitions,
     load_workload,
-    same_json,
     with_wait_seconds,
 )
 
 ROLE = "arn:aws:iam::123456789012:role/bench"
-POLL_SECONDS = 0.001  # between rounds of DescribeExecution; the same as flowstate's HTTP row
 CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 
@@ -54,33 +52,6 @@ def create_noop_lambda() -> None:
         Handler="noop.handler",
         Code={"ZipFile": archive.getvalue()},
     )
-
-
-def wait_all(sfn: Any, arns: list[str]) -> dict[str, Any]:
-    """Poll DescribeExecution until every execution has ended; their last descriptions."""
-    pending = list(arns)
-    done: dict[str, Any] = {}
-    while pending:
-        still = []
-        for arn in pending:
-            described = sfn.describe_execution(executionArn=arn)
-            if described["status"] == "RUNNING":
-                still.append(arn)
-            else:
-                done[arn] = described
-        pending = still
-        if pending:
-            time.sleep(POLL_SECONDS)
-    return done
-
-
-def check(work: Workload, described: dict[str, Any]) -> str | None:
-    for arn, row in described.items():
-        if row["status"] != "SUCCEEDED":
-            return f"{arn}: {row['status']} {row.get('error', '')} {row.get('cause', '')[:200]}"
-        if not same_json(json.loads(row.get("output", "null")), work.expected):
-            return f"{arn}: wrong output {row.get('output', '')[:200]}"
-    return None
 
 
 def history_transitions(sfn: Any, arn: str) -> int:

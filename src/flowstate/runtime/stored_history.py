@@ -69,12 +69,11 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
 class _Written:
     """What the events encoded so far (one execution, one commit) hold."""
 
-    __slots__ = ("depth", "entered", "texts", "values", "where")
+    __slots__ = ("depth", "entered", "texts", "where")
 
     def __init__(self) -> None:
         self.where: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
         self.depth: dict[int, int] = {}  # id(payload) -> patches to apply to read it
-        self.values: dict[int, Any] = {}  # id(payload) -> the payload
         self.texts: dict[int, str] = {}  # id(payload) -> its JSON text
         self.entered: dict[str, Any] = {}  # state name -> the input of its latest entry
 
@@ -154,12 +153,10 @@ def _encode(event: HistoryEvent, state: _Written) -> str:
     for key in raw:
         value = payloads[key]
         where[id(value)] = [event.id, key]
-        state.values[id(value)] = value
     for key, depth in depths.items():
         value = payloads[key]
         where[id(value)] = [event.id, key]
         state.depth[id(value)] = depth
-        state.values[id(value)] = value
     return encoded
 
 

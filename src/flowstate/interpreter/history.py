@@ -102,15 +102,6 @@ class HistoryEvent:
             out[self.details_key] = _render_details(self.details)
         return out
 
-    def render_details(self, memo: dict[int, str] | None = None) -> dict[str, Any] | None:
-        """The ``*EventDetails`` object alone. ``memo`` (id of a payload → its JSON text)
-        lets a batch of events serialise a payload shared by several events once: a state's
-        output is the next state's input. Payloads are immutable, and the caller keeps them
-        alive while it uses ``memo``."""
-        if self.details_key is None or self.details is None:
-            return None
-        return _render_details(self.details, memo)
-
 
 def error_details(error: str | None, cause: str | None) -> dict[str, Any]:
     """``{"cause", "error"}`` with absent values left out, as AWS records failures."""

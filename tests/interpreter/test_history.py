@@ -353,6 +353,24 @@ def test_dump_json_is_compact_and_refuses_nan() -> None:
         dump_json(float("nan"))
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": None, "b": [1, {"c": float("inf")}]},
+        [None, (2, float("-inf"))],
+        {"deep": [[[[{"x": None, "y": float("nan")}]]]]},
+    ],
+)
+def test_dump_json_refuses_non_finite_numbers_anywhere(value: Any) -> None:
+    # orjson writes them as null: the text's nulls send it to a walk of the value.
+    with pytest.raises(ValueError):
+        dump_json(value)
+
+
+def test_dump_json_keeps_nulls_and_finite_floats() -> None:
+    assert dump_json({"a": None, "b": [1.5, -0.0, 1e308]}) == '{"a":null,"b":[1.5,-0.0,1e+308]}'
+
+
 def test_to_json_renders_timestamps_as_iso_text(run: Any) -> None:
     result = run(PASS_CHAIN)
     document = result.to_json()

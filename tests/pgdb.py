@@ -22,9 +22,9 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # Every table a store writes, emptied between tests (schema_version stays).
 TABLES = (
-    "state_machines, state_machine_revisions, executions, history_events, timers, tasks, "
-    "map_runs, state_machine_versions, state_machine_version_counters, state_machine_aliases, "
-    "state_machine_alias_routes, tags, activities, nodes, inbox"
+    "state_machines, state_machine_revisions, executions, history_events, history_chunks, "
+    "timers, tasks, map_runs, state_machine_versions, state_machine_version_counters, "
+    "state_machine_aliases, state_machine_alias_routes, tags, activities, nodes, inbox"
 )
 
 

@@ -20,6 +20,9 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 from botocore.config import Config  # noqa: E402
 
+from flowstate.storage.chunks import unpack_chunk  # noqa: E402
+from flowstate.storage.timestamps import micros  # noqa: E402
+
 REGION, ACCOUNT = "us-east-1", "123456789012"
 MACHINE = "cluster"
 MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{MACHINE}"
@@ -218,14 +221,34 @@ def wait_until_none_running(db: str, timeout: float) -> dict[str, int]:
         time.sleep(0.25)
 
 
+def stored_events(
+    connection: Any, arn: str | None = None
+) -> list[tuple[str, int, int, str, int]]:
+    """(execution, id, previous id, type, timestamp µs) of every stored event, from rows and
+    from chunks, in (execution, id) order."""
+    where, args = ("WHERE execution_arn = %s", (arn,)) if arn is not None else ("", ())
+    found = list(
+        connection.execute(
+            f"SELECT execution_arn, id, previous_id, type, timestamp FROM history_events {where}",
+            args,
+        ).fetchall()
+    )
+    for execution_arn, body in connection.execute(
+        f"SELECT execution_arn, body FROM history_chunks {where}", args
+    ).fetchall():
+        found.extend(
+            (execution_arn, e.id, e.previous_event_id, e.type, micros(e.timestamp))
+            for e in unpack_chunk(body)
+        )
+    found.sort(key=lambda e: (e[0], e[1]))
+    return found
+
+
 def check_histories(db: str) -> dict[str, list[str]]:
     """Every execution's history: ids 1..n without a gap, previous ids pointing back, exactly
     one start and one terminal event, Waits never early. Returns the types per execution."""
     with psycopg.connect(db) as connection:
-        rows = connection.execute(
-            "SELECT execution_arn, id, previous_id, type, timestamp FROM history_events "
-            "ORDER BY execution_arn, id"
-        ).fetchall()
+        rows = stored_events(connection)
     by_execution: dict[str, list[tuple[int, int, str, int]]] = {}
     for arn, id_, previous, type_, stamp in rows:
         by_execution.setdefault(arn, []).append((id_, previous, type_, stamp))
@@ -244,12 +267,8 @@ def check_histories(db: str) -> dict[str, list[str]]:
 
 def wait_seconds(db: str, arn: str) -> float:
     with psycopg.connect(db) as connection:
-        rows = connection.execute(
-            "SELECT type, timestamp FROM history_events WHERE execution_arn = %s "
-            "AND type IN ('WaitStateEntered', 'WaitStateExited') ORDER BY id",
-            (arn,),
-        ).fetchall()
-    stamps = dict(rows)
+        rows = stored_events(connection, arn)
+    stamps = {e[3]: e[4] for e in rows if e[3] in ("WaitStateEntered", "WaitStateExited")}
     return (stamps["WaitStateExited"] - stamps["WaitStateEntered"]) / 1e6
 
 
@@ -298,11 +317,7 @@ def stuck_report(db: str, limit: int = 5) -> str:
             tasks = connection.execute(
                 "SELECT task_id, state FROM tasks WHERE execution_arn = %s", (arn,)
             ).fetchall()
-            events = connection.execute(
-                "SELECT id, type FROM history_events WHERE execution_arn = %s "
-                "ORDER BY id DESC LIMIT 3",
-                (arn,),
-            ).fetchall()
+            events = [(e[1], e[3]) for e in stored_events(connection, arn)[-3:]]
             inbox = connection.execute(
                 "SELECT COUNT(*) FROM inbox WHERE execution_arn = %s", (arn,)
             ).fetchone()

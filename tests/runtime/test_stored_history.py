@@ -169,7 +169,7 @@ def test_a_page_whose_referenced_event_is_gone_reads_the_payload_as_empty() -> N
     assert body["input"] == ""
 
 
-def chain(states: int) -> list[HistoryEvent]:
+def chain(states: int, padding: int = 5000) -> list[HistoryEvent]:
     """A Pass chain that grows its document by one member per state (pass_chain_100)."""
     names = [f"P{i:03}" for i in range(states)]
     definition = {
@@ -194,7 +194,7 @@ def chain(states: int) -> list[HistoryEvent]:
         start_time=T0,
         type="STANDARD",
     )
-    execution = Execution(machine, info, {"id": "x" * 300}, seed=1, record_history=True)
+    execution = Execution(machine, info, {"id": "x" * padding}, seed=1, record_history=True)
     execution.start(T0)
     assert execution.status == "SUCCEEDED"
     return list(execution.events)
@@ -211,8 +211,42 @@ def test_a_growing_document_is_stored_as_patches_cut_by_raw_copies() -> None:
     # Every output is a patch but for one raw copy per MAX_PATCH_CHAIN links.
     assert kinds[PATCH] >= 100 - 100 // MAX_PATCH_CHAIN - 2
     assert 1 <= kinds[RAW] <= 100 // MAX_PATCH_CHAIN + 2
-    assert sum(len(r.details or "") for r in records) < 40_000
+    # (100 outputs of 5 KB written whole would be 500 KB)
+    assert sum(len(r.details or "") for r in records) < 5000 * kinds[RAW] + 60_000
     assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_a_small_document_is_written_again_rather_than_patched() -> None:
+    events = chain(40, padding=300)
+    records = encode_events(events)
+    stored = [json.loads(r.details or "{}") for r in records]
+    assert not any(PATCH in document for document in stored)
+    assert sum(RAW in document and "output" in document[RAW] for document in stored) == 40
+    assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_a_chunk_holds_a_commit_and_reads_back_as_its_events() -> None:
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    events = chain(60)
+    chunk = encode_chunk(events)
+    assert chunk is not None and (chunk.first_id, chunk.last_id) == (1, len(events))
+    records = unpack_chunk(chunk.body)
+    assert [r.id for r in records] == [e.id for e in events]
+    assert [r.type for r in records] == [e.type for e in events]
+    assert decode_events(records, no_fetch) == expected(events)
+    assert encode_chunk([]) is None
+
+
+def test_a_chunk_with_text_orjson_refuses_reads_back_exactly() -> None:
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    events = run({"items": [1], "lone": "\ud800", "big": 2**70})
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    assert decode_events(unpack_chunk(chunk.body), no_fetch) == expected(events)
 
 
 def test_any_page_of_a_patched_history_reads_back_exactly() -> None:

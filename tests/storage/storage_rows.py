@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from flowstate.storage import (
     EventRecord,
+    HistoryChunk,
     ExecutionDelta,
     ExecutionRecord,
     StateMachineRecord,
     TaskRecord,
     TimerRecord,
 )
+from flowstate.storage.chunks import pack_chunk
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
@@ -58,6 +60,17 @@ def events(first: int, last: int, at_seconds: float = 0.0) -> list[EventRecord]:
         EventRecord(i, i - 1, "PassStateEntered", at(at_seconds + i), f'{{"n":{i}}}')
         for i in range(first, last + 1)
     ]
+
+
+def chunk(first: int, last: int, at_seconds: float = 0.0) -> HistoryChunk:
+    """Events ``first``..``last`` as one chunk, the same events as ``events`` gives."""
+    return pack_chunk(
+        [
+            (e.id, e.previous_event_id, e.type, e.timestamp, {"n": e.id})
+            for e in events(first, last, at_seconds)
+        ],
+        lambda index: "{}",
+    )
 
 
 def start(record: ExecutionRecord, **more: object) -> ExecutionDelta:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from storage_rows import MACHINE_ARN, at, events, execution, machine, start, task, timer
+from storage_rows import MACHINE_ARN, at, chunk, events, execution, machine, start, task, timer
 
 from flowstate.storage import (
     ExecutionAlreadyExists,
@@ -294,6 +294,59 @@ def test_history_appended_later_continues_the_pages(store: Store, long_history: 
     store.commit([ExecutionDelta(long_history, events=events(26, 30))])
     rest = store.get_history(long_history, max_results=20, next_token=page.next_token)
     assert [e.id for e in rest.items] == list(range(21, 31))
+
+
+@pytest.fixture
+def chunked_history(store: Store) -> str:
+    """Events 1-5 one row each (as flowstate 0.1.0 wrote them), then chunks of 7, 1 and 17."""
+    record = execution("c")
+    store.commit([start(record, events=events(1, 5))])
+    for first, last in ((6, 12), (13, 13), (14, 30)):
+        store.commit([ExecutionDelta(record.arn, history=chunk(first, last))])
+    return record.arn
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 29, 30, 100])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_history_pages_like_rows(
+    store: Store, chunked_history: str, size: int, reverse: bool
+) -> None:
+    pages = _all_pages(store, chunked_history, size, reverse=reverse)
+    ids = [i for page in pages for i in page]
+    assert ids == (list(range(30, 0, -1)) if reverse else list(range(1, 31)))
+    assert all(len(page) == size for page in pages[:-1]) and 0 < len(pages[-1]) <= size
+    every = store.get_history(chunked_history, max_results=100).items
+    assert [e.details for e in every] == [f'{{"n":{i}}}' for i in range(1, 31)]
+    assert [(e.previous_event_id, e.type, e.timestamp) for e in every] == [
+        (i - 1, "PassStateEntered", at(i)) for i in range(1, 31)
+    ]
+
+
+def test_chunked_events_are_read_by_id(store: Store, chunked_history: str) -> None:
+    found = store.get_events(chunked_history, [30, 2, 13, 12, 99, 6, 13])
+    assert [e.id for e in found] == [2, 6, 12, 13, 30]
+    assert found[2].details == '{"n":12}'
+
+
+def test_a_chunk_over_stored_ids_is_a_history_conflict(
+    store: Store, chunked_history: str
+) -> None:
+    with pytest.raises(HistoryConflict):
+        store.commit([ExecutionDelta(chunked_history, history=chunk(13, 15))])
+    assert len(store.get_history(chunked_history, max_results=100).items) == 30
+
+
+def test_expiry_removes_chunked_history(store: Store) -> None:
+    record = execution("gone", status="SUCCEEDED", stop_at=at(1))
+    store.commit([start(record, events=(), history=chunk(1, 3))])
+    assert store.expire_executions(older_than=at(500)) == 1
+    assert store.get_history(record.arn).items == []
+    assert store.get_events(record.arn, [1, 2, 3]) == []
+
+
+def test_a_delta_carries_events_or_a_chunk_not_both() -> None:
+    with pytest.raises(ValueError):
+        ExecutionDelta("arn", events=events(1, 1), history=chunk(2, 2))
 
 
 @pytest.mark.parametrize(

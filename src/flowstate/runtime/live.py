@@ -18,7 +18,7 @@ from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER, Execution, 
 from flowstate.interpreter.history import dump_json
 from flowstate.interpreter.messages import ScheduleTask
 from flowstate.interpreter.snapshot import dump_execution, load_execution
-from flowstate.runtime.stored_history import encode_events
+from flowstate.runtime.stored_history import encode_chunk
 from flowstate.storage import (
     ExecutionDelta,
     ExecutionRecord,
@@ -169,7 +169,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
             return None
         record = _final_record(live, snapshot=None)
         return ExecutionDelta(live.arn, record)
-    events = encode_events(execution.events)
+    history = encode_chunk(execution.events)
     map_runs = [
         MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
         for e in execution.events
@@ -204,7 +204,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
         live.arn,
         record,
         is_new=live.is_new,
-        events=events,
+        history=history,
         timers_added=timers_added,
         timers_removed=sorted(timers_removed - {t.timer_id for t in timers_added}),
         tasks_added=tasks_added,

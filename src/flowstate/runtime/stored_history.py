@@ -2,23 +2,23 @@
 
 AWS returns every payload (``input``, ``output``, ``parameters``, ...) as a JSON *string*
 inside the event's details, and a state's output is, nearly always, the next state's input.
-Written as AWS shows them, each payload would be escaped once more and stored twice; on a
-chain of states that grows a document, that doubles what every commit writes. So the stored
-details text (one JSON object per event) holds:
+Written as AWS shows them, each payload would be escaped once more and stored twice. So the
+stored details (one JSON object per event) hold:
 
 - ``{"<type>EventDetails": {...}}`` as AWS shows it, except that a top-level payload member
   holds the payload itself (raw JSON, not a string) and is listed in ``"~raw"``;
 - or, for a payload already written by an earlier event of the same commit, ``null`` in
-  the body and ``"~ref": {member: [event id, member of that event]}``;
-- or, for a state's output that is its input with one value put at one path (what a
-  ``ResultPath`` does: the interpreter copies only the objects along the path, so the rest
-  is shared and found by identity), ``null`` in the body and ``"~patch": {member: [event id,
-  member, [key, ...], value]}``. A chain of patches is cut by a raw copy every
-  ``MAX_PATCH_CHAIN`` links, so reading any event needs at most that many others.
+  the body and ``"~ref": {member: [event id, member of that event]}``.
 
-Events written before this encoding (no ``~`` keys: payloads as strings) read back as they
-are. Reading re-serialises raw payloads with the same encoder that wrote them, so the text a
-caller gets is the text AWS's format calls for.
+The events of one commit are written as one chunk (``flowstate.storage.chunks``): one row and
+one JSON encoding per execution per commit, however many states the commit ran.
+
+Read back as well: events stored one row each, and ``"~patch": {member: [event id, member,
+[key, ...], value]}`` (a ``ResultPath`` output as its input plus one value; written by
+flowstate 0.1.0 before chunks, where a chain of patches was cut by a raw copy every
+``MAX_PATCH_CHAIN`` links), and events without ``~`` keys (payloads as strings). Reading
+re-serialises raw payloads with the same encoder that wrote them, so the text a caller gets
+is the text AWS's format calls for.
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from typing import Any
 import orjson
 
 from flowstate.interpreter.history import HistoryEvent, Payload, dump_json, render_payloads
-from flowstate.storage import EventRecord
+from flowstate.storage import EventRecord, HistoryChunk
+from flowstate.storage.chunks import pack_chunk
 
-__all__ = ["decode_events", "encode_events"]
+__all__ = ["decode_events", "encode_chunk", "encode_events"]
 
 RAW = "~raw"
 REF = "~ref"
 PATCH = "~patch"
 MAX_PATCH_CHAIN = 32
+PATCH_FROM = 4096  # bytes of JSON: a smaller input is written again rather than patched
 _NOT_TRUNCATED = {"truncated": False}
 _dumps = orjson.dumps
 _ENTERED_BY_REFERENCE = (
@@ -49,17 +51,33 @@ _Fragment = orjson.Fragment
 _MISSING = object()
 
 
-def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
-    """The store rows of ``events`` (one execution's, in order, written in one commit).
+def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
+    """The chunk of ``events`` (one execution's, consecutive, written in one commit): the
+    store's one row for them. Payloads are recognised by identity: the interpreter treats
+    them as immutable, and the caller keeps ``events`` alive while this runs."""
+    if not events:
+        return None
+    state = _Written()
+    rows = []
+    for event in events:
+        details = None
+        if event.details_key is not None and event.details is not None:
+            details = _encode(event, state)
+        rows.append((event.id, event.previous_event_id, event.type, event.timestamp, details))
+    return pack_chunk(rows, lambda index: _plain_text(events[index], state))
 
-    Payloads are recognised by identity: the interpreter treats them as immutable, and the
-    caller keeps ``events`` alive while this runs."""
+
+def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
+    """``events`` as one row each (the form a chunk reads back as)."""
     state = _Written()
     out = []
     for event in events:
         details = None
         if event.details_key is not None and event.details is not None:
-            details = _encode(event, state)
+            try:
+                details = _dumps(_encode(event, state)).decode()
+            except TypeError:
+                details = _plain_text(event, state)
         out.append(
             EventRecord(event.id, event.previous_event_id, event.type, event.timestamp, details)
         )
@@ -69,22 +87,32 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
 class _Written:
     """What the events encoded so far (one execution, one commit) hold."""
 
-    __slots__ = ("depth", "entered", "texts", "where")
+    __slots__ = ("depth", "entered", "sizes", "texts", "where")
 
     def __init__(self) -> None:
         self.where: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
-        self.depth: dict[int, int] = {}  # id(payload) -> patches to apply to read it
         self.texts: dict[int, str] = {}  # id(payload) -> its JSON text
+        self.depth: dict[int, int] = {}  # id(payload) -> patches to apply to read it
         self.entered: dict[str, Any] = {}  # state name -> the input of its latest entry
+        self.sizes: dict[int, int] = {}  # id(payload) -> length of its JSON text (about)
 
     def text(self, value: Any) -> str:
         text = self.texts.get(id(value))
         if text is None:
-            text = self.texts[id(value)] = dump_json(value)
+            text = dump_json(value)
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:  # a lone surrogate: escaped, as JSON allows
+                    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            self.texts[id(value)] = text
+            self.sizes[id(value)] = len(text)
         return text
 
 
-def _encode(event: HistoryEvent, state: _Written) -> str:
+def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
+    """The stored details of ``event``: a document holding ``orjson.Fragment`` payloads, or
+    (``stdlib``, for what orjson refuses) the same document as ASCII JSON text."""
     details = event.details
     where = state.where
     payloads: dict[str, Any] = {}
@@ -92,12 +120,11 @@ def _encode(event: HistoryEvent, state: _Written) -> str:
         _, name, value = details
         state.entered[name] = value
         target = where.get(id(value))
-        if target is not None and name.isprintable():  # the previous state's output, in short
-            return _ENTERED_BY_REFERENCE % (
-                event.details_key,
-                _dumps(name).decode(),
-                target[0],
-                target[1],
+        if target is not None and not stdlib and name.isprintable():
+            # the previous state's output, in short
+            return _Fragment(
+                _ENTERED_BY_REFERENCE
+                % (event.details_key, _dumps(name).decode(), target[0], target[1])
             )
         body: dict[str, Any] = {"input": None, "inputDetails": _NOT_TRUNCATED, "name": name}
         payloads["input"] = value
@@ -118,24 +145,20 @@ def _encode(event: HistoryEvent, state: _Written) -> str:
     raw: list[str] = []
     refs: dict[str, list[Any]] = {}
     patches: dict[str, list[Any]] = {}
-    depths: dict[str, int] = {}
     for key, value in payloads.items():
         target = where.get(id(value))
         if target is not None:  # its place in the body stays (null), for the order
             refs[key] = target
             continue
         if key == "output" and event.details_key == "stateExitedEventDetails":
-            base = state.entered.get(body.get("name"))  # type: ignore[arg-type]
-            base_at = None if base is None else where.get(id(base))
-            depth = 0 if base is None else state.depth.get(id(base), 0) + 1
-            if base_at is not None and depth <= MAX_PATCH_CHAIN:
-                change = _change(base, value)
-                if change is not None:
-                    patches[key] = [*base_at, change[0], change[1]]
-                    depths[key] = depth
-                    continue
-        body[key] = _Fragment(state.text(value))
+            patch = _patch(state, body.get("name"), value)
+            if patch is not None:
+                patches[key] = patch
+                where[id(value)] = [event.id, key]
+                continue
+        body[key] = value if stdlib else _Fragment(state.text(value))
         raw.append(key)
+        where[id(value)] = [event.id, key]
     document: dict[str, Any] = {event.details_key: body}  # type: ignore[dict-item]
     if raw:
         document[RAW] = raw
@@ -143,21 +166,35 @@ def _encode(event: HistoryEvent, state: _Written) -> str:
         document[REF] = refs
     if patches:
         document[PATCH] = patches
-    try:
-        encoded = _dumps(document).decode()
-    except TypeError:  # what orjson refuses (lone surrogates, huge ints): the plain form
-        plain = dict(body)
-        for key, value in payloads.items():
-            plain[key] = state.text(value)
-        return dump_json({event.details_key: plain})
-    for key in raw:
-        value = payloads[key]
-        where[id(value)] = [event.id, key]
-    for key, depth in depths.items():
-        value = payloads[key]
-        where[id(value)] = [event.id, key]
-        state.depth[id(value)] = depth
-    return encoded
+    if stdlib:
+        return json.dumps(document, separators=(",", ":"), allow_nan=False)
+    return document
+
+
+def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:
+    """A state's output as a patch of its input, when that input is large (a small document
+    costs less to write again than to compare) and the output is the input with one value
+    put at one path (what ``ResultPath`` does: the interpreter copies only the objects along
+    the path, so the rest is shared and found by identity)."""
+    base = state.entered.get(name)  # type: ignore[arg-type]
+    if base is None:
+        return None
+    base_at = state.where.get(id(base))
+    size = state.sizes.get(id(base), 0)
+    depth = state.depth.get(id(base), 0) + 1
+    if base_at is None or size < PATCH_FROM or depth > MAX_PATCH_CHAIN:
+        return None
+    change = _change(base, output)
+    if change is None:
+        return None
+    state.depth[id(output)] = depth
+    state.sizes[id(output)] = size
+    return [*base_at, change[0], change[1]]
+
+
+def _plain_text(event: HistoryEvent, state: _Written) -> str:
+    """``event``'s details as ASCII JSON text, for when orjson refuses its document."""
+    return _encode(event, state, stdlib=True)
 
 
 _is = operator.is_
@@ -194,7 +231,7 @@ def _change(base: Any, new: Any) -> tuple[list[str], Any] | None:
 
 
 def _put(document: Any, keys: Sequence[str], value: Any) -> Any:
-    """``document`` with ``value`` at ``keys`` (copies along the path: ``_change``'s inverse)."""
+    """``document`` with ``value`` at ``keys`` (copies along the path)."""
     if not keys:
         return value
     copy = dict(document)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
+from flowstate.storage.chunks import unpack_chunk
 from flowstate.storage.errors import (
     ExecutionAlreadyExists,
     HistoryConflict,
@@ -166,12 +167,13 @@ class MemoryStore(MemoryCatalog):
                     redrive_at=row.redrive_at,
                 )
             undo.append(lambda: _restore(self._executions, arn, previous))
-        if delta.events:
+        added = unpack_chunk(delta.history.body) if delta.history is not None else delta.events
+        if added:
             events = self._events.get(arn)
             if events is None:
                 events = self._events[arn] = {}
                 undo.append(lambda: self._events.pop(arn, None))
-            for event in delta.events:
+            for event in added:
                 if event.id in events:
                     raise HistoryConflict(f"history event {event.id} of {arn} is already stored")
                 events[event.id] = event

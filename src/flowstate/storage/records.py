@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_MAX_RESULTS",
     "EventRecord",
     "ExecutionDelta",
+    "HistoryChunk",
     "ExecutionRecord",
     "ExecutionSummary",
     "MapRunRecord",
@@ -150,6 +151,19 @@ class MapRunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryChunk:
+    """Events ``first_id``..``last_id`` (consecutive) of one execution, as one body."""
+
+    first_id: int
+    last_id: int
+    body: str
+
+    def __post_init__(self) -> None:
+        if self.last_id < self.first_id:
+            raise ValueError(f"history chunk {self.first_id}..{self.last_id} is empty")
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionDelta:
     """Everything one execution's transition writes; ``Store.commit`` lands a list of them in
     one transaction.
@@ -163,7 +177,9 @@ class ExecutionDelta:
     execution_arn: str
     execution: ExecutionRecord | None = None
     is_new: bool = False
-    events: Sequence[EventRecord] = ()
+    events: Sequence[EventRecord] = ()  # one row per event
+    # or (the runtime's way) the commit's events as one chunk: ``flowstate.storage.chunks``
+    history: HistoryChunk | None = None
     timers_added: Sequence[TimerRecord] = ()
     timers_removed: Sequence[str] = ()  # timer ids
     tasks_added: Sequence[TaskRecord] = ()
@@ -175,6 +191,8 @@ class ExecutionDelta:
             raise ValueError(
                 f"delta for {self.execution_arn} carries the row of {self.execution.arn}"
             )
+        if self.events and self.history is not None:
+            raise ValueError(f"delta for {self.execution_arn}: events or a chunk, not both")
         if self.is_new and self.execution is None:
             raise ValueError(f"delta for {self.execution_arn}: is_new needs an execution row")
         for run in self.map_runs_added:

@@ -203,11 +203,26 @@ _V4 = (
     "CREATE INDEX inbox_by_time ON inbox (created_at, execution_arn, message_id)",
 )
 
+# History as chunks: the events one commit adds to one execution, in one row (see
+# ``flowstate.storage.chunks``). Rows of ``history_events`` written before stay readable.
+# A chunk can be large: an ordinary table (a B-tree keyed by rowid, with the key as an
+# index), not a clustered one.
+_V5 = (
+    """CREATE TABLE history_chunks (
+        execution_arn TEXT NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (execution_arn, first_id)
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "state machines, revisions, executions, history, timers, tasks", _V1),
     Migration(2, "executions by version and alias; map runs", _V2),
     Migration(3, "control plane: versions, aliases, tags, activities", _V3),
     Migration(4, "scale-out: nodes, executions by owner, inbox", _V4),
+    Migration(5, "history written as one chunk per commit", _V5),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

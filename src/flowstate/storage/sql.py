@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
+from flowstate.storage.chunks import unpack_chunk
 from flowstate.storage.errors import (
     ExecutionAlreadyExists,
     HistoryConflict,
@@ -115,6 +116,10 @@ _SUMMARY_COLUMNS = (
     "arn, state_machine_arn, name, status, start_at, stop_at, redrive_count, redrive_at, "
     "version_arn, alias_arn, map_run_arn"
 )
+
+
+def _event_id(event: EventRecord) -> int:
+    return event.id
 
 
 def _opt_micros(moment: datetime | None) -> int | None:
@@ -255,6 +260,7 @@ class _BatchRows:
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    chunks: list[tuple[str, int, int, str]] = field(default_factory=list)
     timers_removed: list[tuple[str, str]] = field(default_factory=list)
     timers_added: list[tuple[str, str, int]] = field(default_factory=list)
     tasks_removed: list[tuple[str, str]] = field(default_factory=list)
@@ -291,6 +297,9 @@ class _BatchRows:
                     (arn, ev.id, ev.previous_event_id, ev.type, micros(ev.timestamp), ev.details)
                     for ev in delta.events
                 )
+            if delta.history is not None:
+                chunk = delta.history
+                rows.chunks.append((arn, chunk.first_id, chunk.last_id, chunk.body))
             if delta.timers_removed:
                 rows.timers_removed.extend((arn, timer_id) for timer_id in delta.timers_removed)
             if delta.timers_added:
@@ -349,6 +358,10 @@ class SQLStore(SQLCatalog):
         self._insert_event = q(
             "INSERT INTO history_events (execution_arn, id, previous_id, type, timestamp, "
             "details) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self._insert_chunk = q(
+            "INSERT INTO history_chunks (execution_arn, first_id, last_id, body) "
+            "VALUES (?, ?, ?, ?)"
         )
         self._delete_timer = q("DELETE FROM timers WHERE execution_arn = ? AND timer_id = ?")
         self._upsert_timer = dialect.upsert("timers", ("execution_arn", "timer_id"), ("fire_at",))
@@ -476,6 +489,8 @@ class SQLStore(SQLCatalog):
                 raise LeaseLost(self._stale(connection, rows.updates))
         if rows.events:
             cursor.executemany(self._insert_event, rows.events)
+        if rows.chunks:
+            cursor.executemany(self._insert_chunk, rows.chunks)
         if rows.timers_removed:
             cursor.executemany(self._delete_timer, rows.timers_removed)
         if rows.timers_added:
@@ -507,15 +522,15 @@ class SQLStore(SQLCatalog):
             if taken:
                 return ExecutionAlreadyExists(taken)
         for delta in batch:
-            if not delta.events:
+            if delta.events:
+                ids = [e.id for e in delta.events]
+            elif delta.history is not None:
+                ids = list(range(delta.history.first_id, delta.history.last_id + 1))
+            else:
                 continue
-            ids = {e.id for e in delta.events}
-            clash = self._read_all(
-                "SELECT id FROM history_events WHERE execution_arn = ? AND id >= ? AND id <= ?",
-                (delta.execution_arn, min(ids), max(ids)),
-            )
-            clashing = sorted(ids & {row[0] for row in clash})
-            if clashing or len(ids) != len(delta.events):
+            stored = {e.id for e in self.get_events(delta.execution_arn, ids)}
+            clashing = sorted(stored.intersection(ids))
+            if clashing or len(set(ids)) != len(ids):
                 return HistoryConflict(
                     f"history of {delta.execution_arn}: event ids already stored or repeated: "
                     f"{clashing or 'repeated in the batch'}"
@@ -595,10 +610,46 @@ class SQLStore(SQLCatalog):
             f"WHERE execution_arn = ? AND {order} LIMIT ?",
             (execution_arn, after, limit + 1),
         )
-        items = [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows[:limit]]
-        if len(rows) > limit:
+        found = [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows]
+        found.extend(self._chunk_events(execution_arn, after, limit + 1, reverse_order))
+        found.sort(key=_event_id, reverse=reverse_order)
+        items = found[:limit]
+        if len(found) > limit:
             return Page(items, encode_token(query, [items[-1].id]))
         return Page(items)
+
+    def _chunk_events(
+        self, execution_arn: str, after: int, wanted: int, reverse_order: bool
+    ) -> list[EventRecord]:
+        """The first ``wanted`` chunked events past ``after`` in the page's order."""
+        if reverse_order:
+            select = (
+                "SELECT first_id, body FROM history_chunks WHERE execution_arn = ? "
+                "AND first_id < ? ORDER BY first_id DESC LIMIT 8"
+            )
+        else:
+            select = (
+                "SELECT first_id, body FROM history_chunks WHERE execution_arn = ? "
+                "AND last_id > ? AND first_id > ? ORDER BY first_id LIMIT 8"
+            )
+        out: list[EventRecord] = []
+        cursor = _I64_MAX if reverse_order else -1
+        while len(out) < wanted:
+            if reverse_order:
+                args: tuple[Any, ...] = (execution_arn, min(cursor, after))
+            else:
+                args = (execution_arn, after, cursor)
+            chunks = self._read_all(select, args)
+            for first_id, body in chunks:
+                events = unpack_chunk(body)
+                if reverse_order:
+                    out.extend(e for e in reversed(events) if e.id < after)
+                else:
+                    out.extend(e for e in events if e.id > after)
+                cursor = first_id
+            if len(chunks) < 8:
+                break
+        return out[:wanted]
 
     def get_events(self, execution_arn: str, ids: Sequence[int]) -> list[EventRecord]:
         wanted = sorted(set(ids))
@@ -609,7 +660,17 @@ class SQLStore(SQLCatalog):
             f"WHERE execution_arn = ? AND id IN ({', '.join('?' * len(wanted))}) ORDER BY id",
             (execution_arn, *wanted),
         )
-        return [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows]
+        found = [EventRecord(r[0], r[1], r[2], from_micros(r[3]), r[4]) for r in rows]
+        chunks = self._read_all(
+            "SELECT body FROM history_chunks WHERE execution_arn = ? AND first_id <= ? "
+            "AND last_id >= ? ORDER BY first_id",
+            (execution_arn, wanted[-1], wanted[0]),
+        )
+        keep = set(wanted)
+        for (body,) in chunks:
+            found.extend(e for e in unpack_chunk(body) if e.id in keep)
+        found.sort(key=_event_id)
+        return found
 
     def get_map_run(self, arn: str) -> MapRunRecord | None:
         row = self._read_one(
@@ -753,7 +814,7 @@ class SQLStore(SQLCatalog):
             ]
             if arns:
                 cursor = connection.cursor()
-                for table in ("history_events", "timers", "tasks", "map_runs"):
+                for table in ("history_events", "history_chunks", "timers", "tasks", "map_runs"):
                     cursor.executemany(q(f"DELETE FROM {table} WHERE execution_arn = ?"), arns)
                 cursor.executemany(q("DELETE FROM executions WHERE arn = ?"), arns)
         return len(arns)

@@ -221,9 +221,7 @@ def wait_until_none_running(db: str, timeout: float) -> dict[str, int]:
         time.sleep(0.25)
 
 
-def stored_events(
-    connection: Any, arn: str | None = None
-) -> list[tuple[str, int, int, str, int]]:
+def stored_events(connection: Any, arn: str | None = None) -> list[tuple[str, int, int, str, int]]:
     """(execution, id, previous id, type, timestamp µs) of every stored event, from rows and
     from chunks, in (execution, id) order."""
     where, args = ("WHERE execution_arn = %s", (arn,)) if arn is not None else ("", ())

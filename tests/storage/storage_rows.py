@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from flowstate.storage import (
     EventRecord,
-    HistoryChunk,
     ExecutionDelta,
     ExecutionRecord,
+    HistoryChunk,
     StateMachineRecord,
     TaskRecord,
     TimerRecord,

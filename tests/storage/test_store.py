@@ -328,9 +328,7 @@ def test_chunked_events_are_read_by_id(store: Store, chunked_history: str) -> No
     assert found[2].details == '{"n":12}'
 
 
-def test_a_chunk_over_stored_ids_is_a_history_conflict(
-    store: Store, chunked_history: str
-) -> None:
+def test_a_chunk_over_stored_ids_is_a_history_conflict(store: Store, chunked_history: str) -> None:
     with pytest.raises(HistoryConflict):
         store.commit([ExecutionDelta(chunked_history, history=chunk(13, 15))])
     assert len(store.get_history(chunked_history, max_results=100).items) == 30

@@ -176,7 +176,7 @@ def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:
     costs less to write again than to compare) and the output is the input with one value
     put at one path (what ``ResultPath`` does: the interpreter copies only the objects along
     the path, so the rest is shared and found by identity)."""
-    base = state.entered.get(name)  # type: ignore[arg-type]
+    base = state.entered.get(name)
     if base is None:
         return None
     base_at = state.where.get(id(base))

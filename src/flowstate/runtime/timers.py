@@ -57,8 +57,7 @@ class MemoryTimers:
         if self._stale <= 64 or self._stale <= len(self._armed):
             return
         self._heap = [
-            (fire_at, seq, arn, timer_id)
-            for (arn, timer_id), (fire_at, seq) in self._armed.items()
+            (fire_at, seq, arn, timer_id) for (arn, timer_id), (fire_at, seq) in self._armed.items()
         ]
         heapq.heapify(self._heap)
         self._stale = 0

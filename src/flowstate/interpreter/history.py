@@ -14,10 +14,12 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "ORJSON_STRICT",
     "HistoryEvent",
     "Payload",
     "dump_json",
     "entered_details",
+    "has_non_finite",
     "error_details",
     "render_events",
     "render_payloads",
@@ -27,7 +29,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 _orjson_dumps = orjson.dumps
 # Only JSON's own types: datetimes, dataclasses and subclasses go to the stdlib encoder, which
 # handles subclasses and refuses the rest, exactly as before.
-_ORJSON_STRICT = (
+ORJSON_STRICT = (
     orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -43,15 +45,15 @@ def dump_json(value: Any) -> str:
     One difference remains, in small numbers: ``1e-7`` where the stdlib writes ``1e-07``,
     and ``0.00001`` where it writes ``1e-05`` (JavaScript's forms)."""
     try:
-        text = _orjson_dumps(value, option=_ORJSON_STRICT)
+        text = _orjson_dumps(value, option=ORJSON_STRICT)
     except TypeError:
         return _encode(value)
-    if b"null" in text and _has_non_finite(value):
+    if b"null" in text and has_non_finite(value):
         return _encode(value)  # raises ValueError, as before
     return text.decode()
 
 
-def _has_non_finite(value: Any) -> bool:
+def has_non_finite(value: Any) -> bool:
     """Whether a NaN or an infinity is anywhere in ``value`` (walked without recursion: this
     runs on every text with a ``null`` in it, snapshots included)."""
     stack = [value]

@@ -30,7 +30,14 @@ from typing import Any
 
 import orjson
 
-from flowstate.interpreter.history import HistoryEvent, Payload, dump_json, render_payloads
+from flowstate.interpreter.history import (
+    ORJSON_STRICT,
+    HistoryEvent,
+    Payload,
+    dump_json,
+    has_non_finite,
+    render_payloads,
+)
 from flowstate.storage import EventRecord, HistoryChunk
 from flowstate.storage.chunks import pack_chunk
 
@@ -48,6 +55,8 @@ _ENTERED_BY_REFERENCE = (
     + f'"{REF}":{{"input":[%d,"%s"]}}}}'
 )
 _Fragment = orjson.Fragment
+_STRICT = ORJSON_STRICT
+_QUOTED: dict[str, str] = {}  # state name -> its JSON string
 _MISSING = object()
 
 
@@ -109,6 +118,19 @@ class _Written:
             self.sizes[id(value)] = len(text)
         return text
 
+    def fragment(self, value: Any) -> orjson.Fragment:
+        """``value``'s JSON for a document: orjson's bytes as they come, when it can write
+        them as ``dump_json`` would (else ``text``'s)."""
+        if id(value) not in self.texts:
+            try:
+                data = _dumps(value, option=_STRICT)
+            except TypeError:
+                data = None
+            if data is not None and not (b"null" in data and has_non_finite(value)):
+                self.sizes[id(value)] = len(data)
+                return _Fragment(data)
+        return _Fragment(self.text(value))
+
 
 def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     """The stored details of ``event``: a document holding ``orjson.Fragment`` payloads, or
@@ -122,9 +144,13 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
         target = where.get(id(value))
         if target is not None and not stdlib and name.isprintable():
             # the previous state's output, in short
+            quoted = _QUOTED.get(name)
+            if quoted is None:
+                if len(_QUOTED) > 4096:
+                    _QUOTED.clear()
+                quoted = _QUOTED[name] = _dumps(name).decode()
             return _Fragment(
-                _ENTERED_BY_REFERENCE
-                % (event.details_key, _dumps(name).decode(), target[0], target[1])
+                _ENTERED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1])
             )
         body: dict[str, Any] = {"input": None, "inputDetails": _NOT_TRUNCATED, "name": name}
         payloads["input"] = value
@@ -156,7 +182,7 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
                 patches[key] = patch
                 where[id(value)] = [event.id, key]
                 continue
-        body[key] = value if stdlib else _Fragment(state.text(value))
+        body[key] = value if stdlib else state.fragment(value)
         raw.append(key)
         where[id(value)] = [event.id, key]
     document: dict[str, Any] = {event.details_key: body}  # type: ignore[dict-item]

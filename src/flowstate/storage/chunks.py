@@ -39,10 +39,14 @@ def pack_chunk(
     written as ``plain(index)``: JSON text, ASCII only, that stands for the same details."""
     first = events[0][0]
     rows = []
+    last_moment: datetime | None = None
+    stamp = 0
     for index, (event_id, previous, kind, moment, details) in enumerate(events):
         if event_id != first + index:
             raise ValueError(f"history chunk ids are not consecutive: {first}.., {event_id}")
-        rows.append([event_id, previous, kind, micros(moment), details])
+        if moment is not last_moment:  # (a commit's events mostly share one instant)
+            stamp, last_moment = micros(moment), moment
+        rows.append([event_id, previous, kind, stamp, details])
     try:
         body = orjson.dumps(rows)
     except TypeError:

@@ -19,8 +19,8 @@ __all__ = [
     "Payload",
     "dump_json",
     "entered_details",
-    "has_non_finite",
     "error_details",
+    "has_non_finite",
     "render_events",
     "render_payloads",
 ]

@@ -59,32 +59,40 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def _dump_frame(frame: Frame, paths: dict[int, str]) -> dict[str, Any]:
     fan = frame.map_state
-    return {
-        "id": frame.id,
-        "machine": paths[id(frame.machine)],
-        "state": frame.state_name,
-        "raw_input": frame.raw_input,
-        "effective_input": frame.effective_input,
-        "phase": frame.phase,
-        "entered_event_id": frame.entered_event_id,
-        "entered_time": _time(frame.entered_time),
-        "last_event_id": frame.last_event_id,
-        "attempts": frame.attempts,
-        "parent": frame.parent.id if frame.parent is not None else None,
-        "child_index": frame.child_index,
-        "silent": frame.silent,
-        "variables": frame.variables,
-        "task_id": frame.task_id,
-        "timer_id": frame.timer_id,
-        "children": [child.id for child in frame.children],
-        "fan": {name: getattr(fan, name) for name in _FAN_FIELDS} if fan is not None else None,
-        "context_extra": frame.context_extra,
-        "output": frame.output,
-        "failed": frame.failed,
-        "error": frame.error,
-        "cause": frame.cause,
-        "aborted_in": frame.aborted_in,
-    }
+    return _without_none(
+        {
+            "id": frame.id,
+            "machine": paths[id(frame.machine)],
+            "state": frame.state_name,
+            "raw_input": frame.raw_input,
+            "effective_input": frame.effective_input,
+            "phase": frame.phase,
+            "entered_event_id": frame.entered_event_id,
+            "entered_time": _time(frame.entered_time),
+            "last_event_id": frame.last_event_id,
+            "attempts": frame.attempts,
+            "parent": frame.parent.id if frame.parent is not None else None,
+            "child_index": frame.child_index,
+            "silent": frame.silent,
+            "variables": frame.variables,
+            "task_id": frame.task_id,
+            "timer_id": frame.timer_id,
+            "children": [child.id for child in frame.children],
+            "fan": {name: getattr(fan, name) for name in _FAN_FIELDS} if fan is not None else None,
+            "context_extra": frame.context_extra,
+            "output": frame.output,
+            "failed": frame.failed,
+            "error": frame.error,
+            "cause": frame.cause,
+            "aborted_in": frame.aborted_in,
+        }
+    )
+
+
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without its None members: the loader reads a missing member as None, and a
+    snapshot without ``null`` is written without a second look for NaN (see ``dump_json``)."""
+    return {key: value for key, value in data.items() if value is not None}
 
 
 def _all_frames(root: Frame) -> list[Frame]:
@@ -101,33 +109,35 @@ def dump_execution(execution: Execution) -> dict[str, Any]:
     """The durable state of ``execution`` as JSON-compatible data."""
     paths = {id(m): path for path, m in machine_paths(execution.machine).items()}
     info = execution.info
-    return {
-        "version": SNAPSHOT_VERSION,
-        "info": {
-            "arn": info.arn,
-            "name": info.name,
-            "state_machine_arn": info.state_machine_arn,
-            "state_machine_name": info.state_machine_name,
-            "role_arn": info.role_arn,
-            "start_time": _time(info.start_time),
-            "type": info.type,
-            "redrive_count": info.redrive_count,
-            "synchronous": info.synchronous,
-        },
-        "input": execution.input,
-        "entropy": execution.entropy.state,
-        "event_count": execution.event_count,
-        "status": execution.status,
-        "output": execution.output,
-        "error": execution.error,
-        "cause": execution.cause,
-        "stop_time": _time(execution.stop_time),
-        "next_child": execution._next_child,
-        "frames": [_dump_frame(frame, paths) for frame in _all_frames(execution.root)],
-        "tasks": {task_id: frame.id for task_id, frame in execution._tasks.items()},
-        "timers": {timer_id: frame.id for timer_id, frame in execution._timers.items()},
-        "ready": [frame.id for frame in execution._ready],
-    }
+    return _without_none(
+        {
+            "version": SNAPSHOT_VERSION,
+            "info": {
+                "arn": info.arn,
+                "name": info.name,
+                "state_machine_arn": info.state_machine_arn,
+                "state_machine_name": info.state_machine_name,
+                "role_arn": info.role_arn,
+                "start_time": _time(info.start_time),
+                "type": info.type,
+                "redrive_count": info.redrive_count,
+                "synchronous": info.synchronous,
+            },
+            "input": execution.input,
+            "entropy": execution.entropy.state,
+            "event_count": execution.event_count,
+            "status": execution.status,
+            "output": execution.output,
+            "error": execution.error,
+            "cause": execution.cause,
+            "stop_time": _time(execution.stop_time),
+            "next_child": execution._next_child,
+            "frames": [_dump_frame(frame, paths) for frame in _all_frames(execution.root)],
+            "tasks": {task_id: frame.id for task_id, frame in execution._tasks.items()},
+            "timers": {timer_id: frame.id for timer_id, frame in execution._timers.items()},
+            "ready": [frame.id for frame in execution._ready],
+        }
+    )
 
 
 def load_execution(
@@ -153,42 +163,42 @@ def load_execution(
         redrive_count=raw_info["redrive_count"],
         synchronous=raw_info["synchronous"],
     )
-    execution = Execution(machine, info, data["input"], record_history=record_history)
-    execution.entropy.state = data["entropy"]
+    execution = Execution(machine, info, data.get("input"), record_history=record_history)
+    execution.entropy.state = data.get("entropy")
     execution.event_count = data["event_count"]
     execution.status = data["status"]
-    execution.output = data["output"]
-    execution.error = data["error"]
-    execution.cause = data["cause"]
-    execution.stop_time = _parse_time(data["stop_time"])
+    execution.output = data.get("output")
+    execution.error = data.get("error")
+    execution.cause = data.get("cause")
+    execution.stop_time = _parse_time(data.get("stop_time"))
     execution._next_child = data["next_child"]
     paths = machine_paths(machine)
     frames: dict[str, Frame] = {}
     for raw in data["frames"]:
-        parent = frames[raw["parent"]] if raw["parent"] is not None else None
-        frame = Frame(raw["id"], paths[raw["machine"]], raw["raw_input"], parent=parent)
-        frame.goto(raw["state"], raw["raw_input"])
-        frame.effective_input = raw["effective_input"]
-        frame.phase = raw["phase"]
-        frame.entered_event_id = raw["entered_event_id"]
-        frame.entered_time = _parse_time(raw["entered_time"])
+        parent = frames[raw["parent"]] if raw.get("parent") is not None else None
+        frame = Frame(raw["id"], paths[raw["machine"]], raw.get("raw_input"), parent=parent)
+        frame.goto(raw.get("state"), raw.get("raw_input"))
+        frame.effective_input = raw.get("effective_input")
+        frame.phase = raw.get("phase")
+        frame.entered_event_id = raw.get("entered_event_id")
+        frame.entered_time = _parse_time(raw.get("entered_time"))
         frame.last_event_id = raw["last_event_id"]
         frame.attempts = list(raw["attempts"])
-        frame.child_index = raw["child_index"]
+        frame.child_index = raw.get("child_index")
         frame.silent = raw["silent"]
         frame.variables.update(raw["variables"])
-        frame.task_id = raw["task_id"]
-        frame.timer_id = raw["timer_id"]
-        if raw["fan"] is not None:
+        frame.task_id = raw.get("task_id")
+        frame.timer_id = raw.get("timer_id")
+        if raw.get("fan") is not None:
             fan = FanOut(0)
             for name in _FAN_FIELDS:
                 setattr(fan, name, raw["fan"][name])
             frame.map_state = fan
-        frame.context_extra = raw["context_extra"]
-        frame.output = raw["output"]
-        frame.failed = raw["failed"]
-        frame.error = raw["error"]
-        frame.cause = raw["cause"]
+        frame.context_extra = raw.get("context_extra")
+        frame.output = raw.get("output")
+        frame.failed = raw.get("failed")
+        frame.error = raw.get("error")
+        frame.cause = raw.get("cause")
         frame.aborted_in = raw.get("aborted_in")  # absent from snapshots of older versions
         frames[frame.id] = frame
     for raw in data["frames"]:

@@ -112,6 +112,8 @@ def task_record(
         "heartbeat_seconds": command.heartbeat_seconds,
         "context": command.context,
     }
+    # (no null members: a text without ``null`` is written without a second look for NaN)
+    body = {key: value for key, value in body.items() if value is not None}
     return TaskRecord(
         execution_arn=arn,
         task_id=command.task_id,
@@ -129,13 +131,13 @@ def task_from_record(record: TaskRecord) -> ScheduleTask:
     return ScheduleTask(
         task_id=record.task_id,
         resource=record.resource,
-        parameters=body["parameters"],
+        parameters=body.get("parameters"),
         state_name=body["state_name"],
-        timeout_seconds=body["timeout_seconds"],
-        heartbeat_seconds=body["heartbeat_seconds"],
+        timeout_seconds=body.get("timeout_seconds"),
+        heartbeat_seconds=body.get("heartbeat_seconds"),
         task_token=record.task_token,
         idempotency_key=record.idempotency_key,
-        context=body["context"],
+        context=body.get("context"),
     )
 
 

@@ -164,7 +164,7 @@ def load_execution(
         synchronous=raw_info["synchronous"],
     )
     execution = Execution(machine, info, data.get("input"), record_history=record_history)
-    execution.entropy.state = data.get("entropy")
+    execution.entropy.state = data["entropy"]
     execution.event_count = data["event_count"]
     execution.status = data["status"]
     execution.output = data.get("output")

@@ -11,7 +11,7 @@ from flowstate.asl import errors, scope
 from flowstate.asl.errors import EvaluationError, StatesError
 from flowstate.asl.model import JSONATA, Catcher, Evaluable, Expression, State
 from flowstate.interpreter.frames import Frame
-from flowstate.interpreter.history import dump_json
+from flowstate.interpreter.history import dump_json, json_size
 
 if TYPE_CHECKING:
     from flowstate.interpreter.execution import Execution
@@ -226,7 +226,7 @@ def check_assigned_size(assigned: Mapping[str, Any]) -> None:
     """AWS's quotas on variables: 256 KiB per variable and per Assign field."""
     total = 0
     for name, value in assigned.items():
-        size = len(dump(value).encode())
+        size = json_size(value)
         if size > MAX_VARIABLE_BYTES:
             raise EvaluationError(
                 errors.DATA_LIMIT_EXCEEDED,
@@ -262,5 +262,5 @@ def _exceeds(value: Any, limit: int) -> bool:
     if isinstance(value, str):
         return len(value) > limit // 4 and len(value.encode()) + 2 > limit
     if isinstance(value, (dict, list)):
-        return len(dump(value).encode()) > limit
+        return json_size(value) > limit
     return False

@@ -140,6 +140,8 @@ class Execution:
     ) -> None:
         self.machine = machine
         self.info = info
+        parts = info.arn.split(":")
+        self.region = parts[3] if len(parts) > 3 else ""  # of the execution's ARN
         self.input = input_value
         self.entropy = SeededEntropy(seed)
         self.record_history = record_history

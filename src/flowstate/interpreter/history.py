@@ -21,6 +21,7 @@ __all__ = [
     "entered_details",
     "error_details",
     "has_non_finite",
+    "json_size",
     "render_events",
     "render_payloads",
 ]
@@ -44,13 +45,28 @@ def dump_json(value: Any) -> str:
     as ``null``, go to the stdlib encoder, which renders the first and refuses the others.
     One difference remains, in small numbers: ``1e-7`` where the stdlib writes ``1e-07``,
     and ``0.00001`` where it writes ``1e-05`` (JavaScript's forms)."""
+    data = _orjson_bytes(value)
+    if data is None:
+        return _encode(value)  # (a non-finite float raises ValueError, as before)
+    return data.decode()
+
+
+def _orjson_bytes(value: Any) -> bytes | None:
+    """orjson's text of ``value`` when it is what ``dump_json`` writes; None when the stdlib
+    encoder decides (a type orjson refuses, or NaN/infinity, which orjson writes as null)."""
     try:
-        text = _orjson_dumps(value, option=ORJSON_STRICT)
+        data = _orjson_dumps(value, option=ORJSON_STRICT)
     except TypeError:
-        return _encode(value)
-    if b"null" in text and has_non_finite(value):
-        return _encode(value)  # raises ValueError, as before
-    return text.decode()
+        return None
+    if b"null" in data and has_non_finite(value):
+        return None
+    return data
+
+
+def json_size(value: Any) -> int:
+    """The length in bytes of ``dump_json(value)`` encoded as UTF-8 (quotas)."""
+    data = _orjson_bytes(value)
+    return len(data) if data is not None else len(_encode(value).encode())
 
 
 def has_non_finite(value: Any) -> bool:

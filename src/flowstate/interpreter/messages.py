@@ -1,7 +1,9 @@
 """Events into the interpreter (facts) and commands out of it (decisions).
 
 Events are past tense, commands imperative. Both are plain data, so the runtime can persist
-them and feed them back after a restart.
+them and feed them back after a restart. Nothing changes one once made; the few made for
+every Task (its start, its outcome, the call, its timers) are not ``frozen`` dataclasses
+only because those cost three times as much to make.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ __all__ = [
 # --- events (facts the runtime reports) ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskStarted:
     task_id: str
     worker_name: str | None = None  # an activity worker's ``workerName``
@@ -48,13 +50,13 @@ class TaskSubmitted:
     output: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskSucceeded:
     task_id: str
     output: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskFailed:
     task_id: str
     error: str | None
@@ -112,7 +114,7 @@ Event = (
 # --- commands (decisions the runtime carries out) -----------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScheduleTask:
     """Invoke a Task resource. The runtime answers with TaskStarted, then TaskSucceeded or
     TaskFailed carrying the same ``task_id``."""
@@ -129,7 +131,7 @@ class ScheduleTask:
     context: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StartTimer:
     timer_id: str
     fire_at: datetime
@@ -140,7 +142,7 @@ class CancelTask:
     task_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelTimer:
     timer_id: str
 

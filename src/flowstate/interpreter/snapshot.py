@@ -49,8 +49,36 @@ def machine_paths(machine: StateMachine, prefix: str = "") -> dict[str, StateMac
     return found
 
 
+# id(machine) -> (machine, {id(sub-machine): path}); the machine is kept so that its id
+# cannot be reused. Definitions are few and long-lived (the engine caches them too).
+_PATHS: dict[int, tuple[StateMachine, dict[int, str]]] = {}
+
+
+def _paths_by_id(machine: StateMachine) -> dict[int, str]:
+    cached = _PATHS.get(id(machine))
+    if cached is None or cached[0] is not machine:
+        if len(_PATHS) >= 4096:
+            _PATHS.clear()
+        paths = {id(m): path for path, m in machine_paths(machine).items()}
+        cached = _PATHS[id(machine)] = (machine, paths)
+    return cached[1]
+
+
+# The last instant written and its text: a tick's frames and events share one ``now``.
+# (One tuple, swapped whole: a reader on another thread sees a matching pair.)
+_last_time: tuple[datetime | None, str | None] = (None, None)
+
+
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    global _last_time
+    if value is None:
+        return None
+    last = _last_time
+    if value is last[0]:
+        return last[1]
+    text = value.isoformat()
+    _last_time = (value, text)
+    return text
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -107,7 +135,7 @@ def _all_frames(root: Frame) -> list[Frame]:
 
 def dump_execution(execution: Execution) -> dict[str, Any]:
     """The durable state of ``execution`` as JSON-compatible data."""
-    paths = {id(m): path for path, m in machine_paths(execution.machine).items()}
+    paths = _paths_by_id(execution.machine)
     info = execution.info
     return _without_none(
         {

@@ -80,6 +80,8 @@ def _timeout_value(
     literal = state.heartbeat_seconds if heartbeat else state.timeout_seconds
     path = state.heartbeat_seconds_path if heartbeat else state.timeout_seconds_path
     expr = state.heartbeat_seconds_expr if heartbeat else state.timeout_seconds_expr
+    if path is None and expr is None:
+        return literal
     field = "HeartbeatSeconds" if heartbeat else "TimeoutSeconds"
     if expr is not None:
         states = dataflow.states_binding(execution, frame, frame.raw_input)
@@ -111,6 +113,10 @@ def _parameters(execution: Execution, frame: Frame, state: TaskState) -> Any:
             return raw
         states = dataflow.states_binding(execution, frame, raw)
         return dataflow.evaluate_expression(execution, frame, state.arguments, states)
+    if state.input_path is None and state.parameters is None:  # nothing needs a scope
+        effective = {} if state.input_path_is_null else raw
+        frame.effective_input = effective
+        return effective
     scope = dataflow.Scope(execution, frame)
     effective = dataflow.apply_input_path(state, raw, scope)
     frame.effective_input = effective
@@ -121,7 +127,7 @@ def _parameters(execution: Execution, frame: Frame, state: TaskState) -> Any:
 
 def run(execution: Execution, frame: Frame, state: TaskState) -> None:
     """Evaluate the task's input and schedule it."""
-    kind = resource_kind(state.resource, execution.info.arn.split(":")[3])
+    kind = resource_kind(state.resource, execution.region)
     task_id = f"{frame.id}:{execution.event_count + 1}"
     token = None
     if kind.token or kind.family == "activity":
@@ -210,9 +216,7 @@ def run(execution: Execution, frame: Frame, state: TaskState) -> None:
 
 
 def _kind(execution: Execution, frame: Frame) -> ResourceKind:
-    state = frame.state
-    assert isinstance(state, TaskState)
-    return resource_kind(state.resource, execution.info.arn.split(":")[3])
+    return resource_kind(frame.state.resource, execution.region)  # type: ignore[attr-defined]
 
 
 def on_started(execution: Execution, frame: Frame, worker_name: str | None = None) -> None:
@@ -312,6 +316,14 @@ def finish(execution: Execution, frame: Frame, state: Any, result: Any) -> None:
         assigned = dataflow.jsonata_assign(execution, frame, state.assign, states)
         output = dataflow.jsonata_output(execution, frame, state.output, states, result)
         execution.exit_state(frame, output, state.next, assigned)
+        return
+    if (
+        state.result_selector is None
+        and state.output_path is None
+        and state.assign is None
+        and not state.output_path_is_null
+    ):  # ResultPath only: nothing needs a scope
+        execution.exit_state(frame, dataflow.apply_result_path(state, raw, result), state.next)
         return
     scope = dataflow.Scope(execution, frame)
     if state.result_selector is not None:

@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from flowstate.asl.errors import StatesError
+from flowstate.interpreter.history import ORJSON_STRICT, has_non_finite
 
 __all__ = [
     "Function",
@@ -30,6 +33,7 @@ __all__ = [
     "LambdaContext",
     "Reply",
     "call_handler",
+    "copy_event",
     "function",
     "invoke_async_function",
     "invoke_function",
@@ -140,28 +144,56 @@ class FunctionRegistry:
 
 class LambdaContext:
     """The parts of AWS Lambda's context object a handler commonly reads, plus the
-    ``idempotency_key`` of this task attempt (the same on every re-run of the attempt)."""
+    ``idempotency_key`` of this task attempt (the same on every re-run of the attempt).
+    ``aws_request_id`` is drawn when first read (None given: a fresh UUID)."""
+
+    __slots__ = (
+        "__dict__",
+        "_account",
+        "_deadline",
+        "_region",
+        "_request_id",
+        "function_name",
+        "idempotency_key",
+    )
+    function_version = "$LATEST"
+    memory_limit_in_mb = 128
+    identity = None
+    client_context = None
 
     def __init__(
         self,
         function_name: str,
-        request_id: str,
+        request_id: str | None,
         idempotency_key: str,
         region: str,
         account: str,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.aws_request_id = request_id
+        self._request_id = request_id
         self.idempotency_key = idempotency_key
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
-        self.memory_limit_in_mb = 128
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"flowstate/{request_id}"
-        self.identity = None
-        self.client_context = None
+        self._region = region
+        self._account = account
         self._deadline = time.monotonic() + timeout_seconds
+
+    @property
+    def aws_request_id(self) -> str:
+        if self._request_id is None:
+            self._request_id = str(uuid.uuid4())
+        return self._request_id
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self._region}:{self._account}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"flowstate/{self.aws_request_id}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -220,20 +252,28 @@ def function_error(exc: BaseException, request_id: str) -> FunctionError:
     return FunctionError(error_payload(exc, request_id))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
-    """A handler's response: its value and the size of the payload Lambda would send."""
+    """A handler's response: its value and the size of the payload Lambda would send (None:
+    the length of its JSON text, worked out if asked for)."""
 
     payload: Any
-    size: int
+    size: int | None = None
 
 
-def marshal(result: Any, request_id: str) -> Reply:
+def _not_plain(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def marshal(result: Any, context: LambdaContext) -> Reply:
     """The response payload as Step Functions reads it back.
 
     ``bytes`` are a raw response payload: JSON text is its value; other text stays a string
     (an oversized one then fails on the payload limit, as AWS does). Anything else is
     serialised as Lambda's Python runtime does, and fails as it does when it cannot be.
+    Plain JSON values (dict, list, str, int, float, bool, None) take orjson; anything else,
+    and NaN or an infinity, takes the stdlib's ``json`` and its rules. (orjson also writes a
+    ``uuid.UUID`` and an ``enum`` member, which the stdlib would refuse.)
     """
     if isinstance(result, (bytes, bytearray, memoryview)):
         raw = bytes(result)
@@ -243,6 +283,13 @@ def marshal(result: Any, request_id: str) -> Reply:
         except ValueError:
             return Reply(text, len(raw))
     try:
+        data = orjson.dumps(result, default=_not_plain, option=ORJSON_STRICT)
+    except TypeError:  # (orjson.JSONEncodeError too): a type or a value of the stdlib's
+        pass
+    else:
+        if b"null" not in data or not has_non_finite(result):
+            return Reply(orjson.loads(data))
+    try:
         # Lambda's Python runtime: json.dumps with its default separators.
         text = json.dumps(result, allow_nan=False)
         return Reply(json.loads(text), len(text.encode("utf-8")))
@@ -250,10 +297,19 @@ def marshal(result: Any, request_id: str) -> Reply:
         payload = {
             "errorMessage": f"Unable to marshal response: {exc}",
             "errorType": "Runtime.MarshalError",
-            "requestId": request_id,
+            "requestId": context.aws_request_id,
             "stackTrace": [],
         }
         raise FunctionError(payload) from None
+
+
+def copy_event(value: Any) -> Any:
+    """The event a function receives: a copy, as Lambda parses it from the request body, so
+    a handler that changes it changes nothing of the execution's."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # an integer beyond 64 bits, a lone surrogate
+        return json.loads(json.dumps(value))
 
 
 def call_handler(handler: Handler, event: Any, context: LambdaContext) -> Reply:
@@ -262,7 +318,7 @@ def call_handler(handler: Handler, event: Any, context: LambdaContext) -> Reply:
         result = handler(event, context)
     except Exception as exc:
         raise function_error(exc, context.aws_request_id) from None
-    return marshal(result, context.aws_request_id)
+    return marshal(result, context)
 
 
 async def call_async_handler(handler: Handler, event: Any, context: LambdaContext) -> Reply:
@@ -270,7 +326,7 @@ async def call_async_handler(handler: Handler, event: Any, context: LambdaContex
         result = await handler(event, context)
     except Exception as exc:
         raise function_error(exc, context.aws_request_id) from None
-    return marshal(result, context.aws_request_id)
+    return marshal(result, context)
 
 
 def invoke_function(
@@ -283,7 +339,7 @@ def invoke_function(
     account: str,
 ) -> Any:
     """Call ``handler``; a raised exception becomes Lambda's function error as a StatesError."""
-    context = LambdaContext(name, str(uuid.uuid4()), idempotency_key, region, account)
+    context = LambdaContext(name, None, idempotency_key, region, account)
     return call_handler(handler, event, context).payload
 
 
@@ -297,7 +353,7 @@ async def invoke_async_function(
     account: str,
 ) -> Any:
     """``invoke_function`` for an ``async def`` handler, awaited on the caller's loop."""
-    context = LambdaContext(name, str(uuid.uuid4()), idempotency_key, region, account)
+    context = LambdaContext(name, None, idempotency_key, region, account)
     return (await call_async_handler(handler, event, context)).payload
 
 
@@ -314,18 +370,40 @@ def is_lambda_resource(resource: str) -> bool:
     return resource.startswith(("arn:aws:lambda:", "arn:aws:states:::lambda:invoke"))
 
 
-@dataclass(frozen=True, slots=True)
 class LambdaCall:
-    """A resolved Lambda task: which function, with what event, shaped how."""
+    """A resolved Lambda task: which function, with what event, shaped how. (A plain class
+    with slots: one is made per call, and a frozen dataclass costs twice as much to make.)"""
 
-    function: Function
-    event: Any
-    invoke_api: bool  # arn:aws:states:::lambda:invoke: the result is wrapped as AWS wraps it
-    idempotency_key: str
-    region: str
-    account: str
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    log_tail: bool = False  # lambda:invoke with LogType "Tail"
+    __slots__ = (
+        "account",
+        "event",
+        "function",
+        "idempotency_key",
+        "invoke_api",
+        "log_tail",
+        "region",
+        "timeout_seconds",
+    )
+
+    def __init__(
+        self,
+        function: Function,
+        event: Any,
+        invoke_api: bool,  # arn:aws:states:::lambda:invoke: the result is wrapped as AWS does
+        idempotency_key: str,
+        region: str,
+        account: str,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        log_tail: bool = False,  # lambda:invoke with LogType "Tail"
+    ) -> None:
+        self.function = function
+        self.event = event
+        self.invoke_api = invoke_api
+        self.idempotency_key = idempotency_key
+        self.region = region
+        self.account = account
+        self.timeout_seconds = timeout_seconds
+        self.log_tail = log_tail
 
     @property
     def name(self) -> str:
@@ -342,7 +420,7 @@ class LambdaCall:
     def context(self) -> LambdaContext:
         return LambdaContext(
             self.name,
-            str(uuid.uuid4()),
+            None,
             self.idempotency_key,
             self.region,
             self.account,
@@ -361,11 +439,18 @@ class LambdaCall:
             raise failure.compacted(self.invoke_api) from None
 
     async def run_async(self) -> Any:
+        context = self.context()
         try:
-            reply = await call_async_handler(self.handler, self.event, self.context())
+            result = await self.function.handler(self.event, context)
+        except Exception as exc:
+            raise function_error(exc, context.aws_request_id).compacted(self.invoke_api) from None
+        try:
+            return self.shape(marshal(result, context))
         except FunctionError as failure:
             raise failure.compacted(self.invoke_api) from None
-        return self.shape(reply)
+
+
+_NAMES: dict[str, str] = {}  # function ARN resource -> function name
 
 
 def prepare_lambda_call(
@@ -389,8 +474,12 @@ def prepare_lambda_call(
         log_tail = given.get("LogType") == "Tail"
     else:
         reference = resource
-        event = parameters
-    name = lambda_function_name(str(reference))
+        event = copy_event(parameters)
+    name = _NAMES.get(reference) if not invoke_api else None
+    if name is None:
+        name = lambda_function_name(str(reference))
+        if not invoke_api and len(_NAMES) < 10_000:  # (resources come from definitions)
+            _NAMES[reference] = name
     entry = functions.entry(name)
     if entry is None:
         raise _not_found(str(reference), name, region, account)
@@ -421,7 +510,7 @@ def _invoke_payload(payload: Any) -> Any:
                 f"(Service: AWSLambda; Status Code: 400; Error Code: "
                 f"InvalidRequestContentException; Request ID: {uuid.uuid4()}; Proxy: null)",
             ) from None
-    return payload
+    return copy_event(payload)  # (a string was parsed afresh: that is its copy)
 
 
 def _not_found(reference: str, name: str, region: str, account: str) -> StatesError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -23,7 +24,7 @@ from flowstate.asl.errors import RUNTIME, StatesError
 from flowstate.integrations.functions import Function, FunctionError, LambdaCall
 from flowstate.integrations.isolation import IsolatedCall, handler_ref
 
-__all__ = ["FunctionInvoker"]
+__all__ = ["BATCH_SLICE_SECONDS", "BatchCall", "FunctionInvoker"]
 
 
 class _Threads:
@@ -96,6 +97,32 @@ class _Gate:
         start()
 
 
+class BatchCall:
+    """One call of a batch (``FunctionInvoker.run_batch``): ``report(result, failure)`` is
+    called on the thread that ran it; an ``abandoned`` call not started yet is skipped."""
+
+    __slots__ = ("abandoned", "call", "report")
+
+    def __init__(self, call: LambdaCall, report: Callable[[Any, StatesError | None], None]) -> None:
+        self.call = call
+        self.report = report
+        self.abandoned = False
+
+
+class _Batch:
+    __slots__ = ("calls", "current_since", "drainers")
+
+    def __init__(self, calls: list[BatchCall]) -> None:
+        self.calls: deque[BatchCall] = deque(calls)
+        self.current_since: float | None = None  # when the call running now began
+        self.drainers = 1
+
+
+# A batch runs on one thread; a call in it running longer than this brings in another thread
+# for the calls behind it (and so on, up to the pool's size).
+BATCH_SLICE_SECONDS = 0.002
+
+
 class FunctionInvoker:
     """Runs ``LambdaCall``s; ``loop`` (default: a private one) runs the ``async`` handlers."""
 
@@ -120,6 +147,26 @@ class FunctionInvoker:
         else:
             gate.enter(lambda: self._start(call, outer, gate))
         return outer
+
+    def run_batch(self, calls: list[BatchCall]) -> None:
+        """Run plain sync calls (no concurrency limit, not isolated) one after another on a
+        pool thread: one hand-over for the lot instead of one per call. A call that takes
+        longer than ``BATCH_SLICE_SECONDS`` does not hold up the rest: another thread takes
+        them over (the engine's loop watches, when there is one)."""
+        batch = _Batch(calls)
+        self._threads.run(lambda: _drain_batch(batch))
+        if self._loop is not None and len(calls) > 1:
+            self._loop.call_later(BATCH_SLICE_SECONDS, self._watch_batch, batch)
+
+    def _watch_batch(self, batch: _Batch) -> None:
+        if not batch.calls:
+            return
+        since = batch.current_since
+        if since is not None and time.monotonic() - since >= BATCH_SLICE_SECONDS:
+            batch.drainers += 1
+            self._threads.run(lambda: _drain_batch(batch))
+        assert self._loop is not None
+        self._loop.call_later(BATCH_SLICE_SECONDS, self._watch_batch, batch)
 
     def abandon(self, future: Future[Any]) -> None:
         """The attempt is over: stop the call if it can be stopped, never wait for it."""
@@ -270,6 +317,27 @@ def _run_sync(call: LambdaCall, settle: Callable[..., None]) -> None:
         settle(failure=_broken(exc))
     else:
         settle(result)
+
+
+def _drain_batch(batch: _Batch) -> None:
+    calls = batch.calls
+    while True:
+        try:
+            item = calls.popleft()
+        except IndexError:
+            batch.current_since = None
+            return
+        if item.abandoned:
+            continue
+        batch.current_since = time.monotonic()
+        try:
+            result = item.call.run()
+        except StatesError as failure:
+            item.report(None, failure)
+        except BaseException as exc:  # a handler that breaks the runtime's contract
+            item.report(None, _broken(exc))
+        else:
+            item.report(result, None)
 
 
 def _broken(exc: BaseException) -> StatesError:

@@ -31,12 +31,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flowstate.asl import errors
+from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
 from flowstate.integrations.dispatch import Answered, HttpCall, dispatch, is_served, outcome_event
-from flowstate.integrations.functions import FunctionRegistry, unhosted_resource
+from flowstate.integrations.functions import FunctionRegistry, LambdaCall, unhosted_resource
 from flowstate.integrations.http import HttpInvoker
-from flowstate.integrations.invoker import FunctionInvoker
+from flowstate.integrations.invoker import BatchCall, FunctionInvoker
 from flowstate.integrations.mocks import MockConfig, MockSession, session_for
 from flowstate.interpreter.execution import EXECUTION_TIMEOUT_TIMER
 from flowstate.interpreter.messages import (
@@ -52,11 +53,13 @@ from flowstate.interpreter.messages import (
     StopRequested,
     TaskFailed,
     TaskStarted,
+    TaskSucceeded,
     TimerFired,
 )
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.cluster import Ownership, RemoteCallback, Solo
+from flowstate.runtime.eager import start_eagerly
 from flowstate.runtime.external import (
     SCHEDULED,
     Callback,
@@ -93,6 +96,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("flowstate.engine")
+# Calls one execution makes inside one tick before the rest wait for the next tick (a loop
+# of quick Tasks must not hold the tick, and other executions, for long).
+INLINE_CALLS_PER_TICK = 100
 T = TypeVar("T")
 
 
@@ -121,6 +127,10 @@ class EngineSettings:
     task_threads: int = 32
     cache_size: int = 1024  # waiting Standard executions kept in memory (LRU)
     express_history: bool = False  # record Express histories in memory (benchmarks, logging)
+    # How long a Standard execution's steps between calls may wait to be committed together
+    # (Engine._may_hold): its stored history lags by up to this while it runs calls, and a
+    # crash re-runs up to this much of them (at-least-once, as any call). 0: never held.
+    hold_calls_seconds: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +181,16 @@ class _Rewrite:
     __slots__ = ()
 
 
-_Item = Event | _Start | Callback | _Rewrite  # one piece of an execution's pending work
+class _Flush:
+    """Commit an execution's held steps (their time is up, or the engine stops)."""
+
+    __slots__ = ()
+
+
+_Item = Event | _Start | Callback | _Rewrite | _Flush  # one piece of an execution's work
+
+# The items a held execution may take in without committing (see Engine._may_hold).
+_CALL_OUTCOMES = (TaskSucceeded, TaskFailed, TaskStarted)
 
 
 _Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
@@ -217,6 +236,9 @@ class Engine:
         self._work: OrderedDict[str, list[_Item]] = OrderedDict()
         self._ticking: set[str] = set()  # in a tick being prepared or committed
         self._requeues = 0  # work put back after a failed commit, not yet queued again
+        # Executions whose steps wait to be committed (see _may_hold); an execution dropped
+        # from memory meanwhile (a lease lost) is pruned by _holding.
+        self._held: set[Live] = set()
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._firing: set[tuple[str, str]] = set()  # durable timers handed to a tick
@@ -238,7 +260,8 @@ class Engine:
         self._inbox_lock = threading.Lock()
         self._inbox_armed = False
         # Calls in flight per execution (task id -> call), and mocked executions' test cases.
-        self._running: dict[str, dict[str, Future[Any] | asyncio.Future[Any]]] = {}
+        self._running: dict[str, dict[str, Future[Any] | asyncio.Future[Any] | BatchCall]] = {}
+        self._sync_calls: list[BatchCall] = []  # sync calls of this turn, one batch (see flush)
         self._sessions: dict[str, MockSession | None] = {}
         self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
         self._calls_since: float | None = None  # virtual clock: calls alone running since
@@ -270,6 +293,7 @@ class Engine:
         """Drain: take no new work, let the commit in flight land, stop the loops."""
         self._closing = True
         self.external.close()
+        self._flush_all_held()  # (a held step is committed, not left to a re-run)
         self._wake.set()
         # Work already queued (a start, a callback answered in the same turn) is still done;
         # what cannot be within the drain's bound is refused below, never left hanging.
@@ -572,14 +596,21 @@ class Engine:
                     if not future.done():
                         future.set_result(None)
                 continue
-            changes = TickChanges()
+            changes = live.held if live.held is not None else TickChanges()
+            if live.held_items:  # (what the held steps took: replayed if the commit fails)
+                items = batch[arn] = live.held_items + items
             try:
                 commands = self._apply(live, items, changes, now)
+                if self._may_hold(live, items, commands, changes, tick):
+                    self._hold(live, items, changes)
+                    continue
                 delta = build_delta(live, changes, now)
             except Exception as error:
                 log.exception("flowstate: execution %s could not take its next step", arn)
+                self._release_held(live)
                 self._step_failed(tick, live, items, error)
                 continue
+            self._release_held(live)
             if delta is not None:
                 tick.deltas.append(delta)
             tick.applied.append((live, changes, commands, delta))
@@ -587,6 +618,75 @@ class Engine:
             ExecutionDelta(arn, timers_removed=ids) for arn, ids in tick.orphans.items()
         )
         return tick
+
+    def _may_hold(
+        self,
+        live: Live,
+        items: list[_Item],
+        commands: list[Command],
+        changes: TickChanges,
+        tick: _Tick,
+    ) -> bool:
+        """Whether ``live``'s step need not be committed yet: a Standard execution whose
+        only news are call outcomes, that now waits only for calls it started in this tick,
+        and has been held for less than ``hold_calls_seconds``. Its next steps then land
+        together (one commit for a run of quick calls instead of one per call); a crash
+        meanwhile re-runs those calls with the same idempotency keys, as a crash right after
+        any call does. Anything else (a start, a callback, a timer, a caller waiting for the
+        commit, the end) commits at once."""
+        limit = self.settings.hold_calls_seconds
+        if (
+            limit <= 0
+            or not self.ownership.recovers  # one node only (see _collect)
+            or not live.durable
+            or live.is_new
+            or live.status != "RUNNING"
+            or commands
+            or live.inflight == 0
+            or self._closing
+            or live.arn in tick.waiters
+            or changes.timers_added
+            or changes.map_runs
+        ):
+            return False
+        if any(type(item) not in _CALL_OUTCOMES for item in items):
+            return False
+        assert self._loop is not None
+        return live.held_since is None or self._loop.time() - live.held_since < limit
+
+    def _hold(self, live: Live, items: list[_Item], changes: TickChanges) -> None:
+        assert self._loop is not None
+        live.held = changes
+        live.held_items = items
+        if live.held_since is None:
+            live.held_since = self._loop.time()
+            self._held.add(live)
+            self._loop.call_later(self.settings.hold_calls_seconds, self._flush_held, live)
+
+    def _release_held(self, live: Live) -> None:
+        """``live``'s held steps go into this tick's commit (or are dropped with it)."""
+        self._held.discard(live)
+        live.held, live.held_items, live.held_since = None, [], None
+
+    def _flush_held(self, live: Live) -> None:
+        """The hold's time is up: commit what is held, unless a tick is on it already."""
+        arn = live.arn
+        if live.held is None or self._live.get(arn) is not live:
+            return
+        if arn not in self._work and arn not in self._ticking:
+            self._enqueue(arn, _Flush())
+
+    def _holding(self) -> bool:
+        """Whether some execution in memory has held steps (it will commit them)."""
+        for live in list(self._held):
+            if live.held is None or self._live.get(live.arn) is not live:
+                self._held.discard(live)  # (released, or dropped with its held steps)
+        return bool(self._held)
+
+    def _flush_all_held(self) -> None:
+        for live in list(self._live.values()):
+            if live.held is not None:
+                self._flush_held(live)
 
     async def _land(self, tick: _Tick) -> None:
         """Commit ``tick``, then carry out its commands and answer its callers."""
@@ -671,8 +771,8 @@ class Engine:
         execution.known_activities = self.external.activities.known
         commands: list[Command] = []
         for item in items:
-            if isinstance(item, _Rewrite):
-                continue  # nothing to step: build_delta writes the end again
+            if isinstance(item, (_Rewrite, _Flush)):
+                continue  # nothing to step: build_delta writes what there is
             if isinstance(item, Callback):
                 if not execution.has_task(item.event.task_id):  # type: ignore[union-attr]
                     if not item.future.done():
@@ -745,9 +845,30 @@ class Engine:
                 if route.kind == "activity" and not mocked:
                     # Queued for a worker after this tick's commit; started when one takes it.
                     changes.task_states[command.task_id] = SCHEDULED
-                else:
-                    # The call goes out right after this tick's commit: it has started.
-                    pending.extend(execution.step(TaskStarted(command.task_id), now))
+                    commands.append(command)
+                    continue
+                # The call goes out right after this tick's commit (or now): it has started.
+                pending.extend(execution.step(TaskStarted(command.task_id), now))
+                if (
+                    route.kind == "lambda"
+                    and not route.waits_for_token
+                    and (not live.written or not live.is_new)
+                    and not self._closing
+                    and changes.inline_calls < INLINE_CALLS_PER_TICK
+                    # One node only: with several, a call is made after its step is committed,
+                    # as before (the 3-node takeover test once left an execution RUNNING with
+                    # its end in the history; until that is understood, nothing changes there).
+                    and self.ownership.recovers
+                ):
+                    # The start is stored (or never will be): calling now, before this
+                    # tick's commit, is what a crash right after the call would look like.
+                    changes.inline_calls += 1
+                    answer = self._call_now(live, command)
+                    if answer is not None:
+                        del changes.tasks_added[command.task_id]  # done within the tick
+                        pending.extend(execution.step(answer, now))
+                    # (else it runs on; its row is written with this tick)
+                    continue
                 commands.append(command)
             elif isinstance(command, CancelTask):
                 changes.tasks_added.pop(command.task_id, None)
@@ -811,6 +932,7 @@ class Engine:
             if (
                 live.durable
                 and live.inflight == 0
+                and live.held is None
                 and arn not in self._work
                 and arn not in self._ticking
             ):
@@ -917,9 +1039,27 @@ class Engine:
             self._sessions[arn] = session_for(self.mocks, name, attributes)
         return self._sessions[arn]
 
+    def _dispatch(self, live: Live, command: ScheduleTask) -> Answered | LambdaCall | HttpCall:
+        return dispatch(
+            command,
+            functions=self.functions,
+            session=self._session(live),
+            region=self.settings.region,
+            account=self.settings.account_id,
+        )
+
     def _invoke(self, live: Live, command: ScheduleTask) -> None:
+        task = self._dispatch(live, command)
+        finished = self._finisher(live, command.task_id)
+        if isinstance(task, Answered):
+            finished(task.event(command.task_id))
+            return
+        self._perform_call(live, command.task_id, task, finished)
+
+    def _finisher(self, live: Live, task_id: str) -> Callable[[Event | None], None]:
+        """Count the call in flight; the returned ``finished`` ends it (once) and hands its
+        event, if any, to the execution."""
         arn = live.arn
-        task_id = command.task_id
         self._inflight += 1
         live.inflight += 1
         settled = False
@@ -943,33 +1083,52 @@ class Engine:
             if event is not None:
                 self._enqueue(arn, event)
 
-        task = dispatch(
-            command,
-            functions=self.functions,
-            session=self._session(live),
-            region=self.settings.region,
-            account=self.settings.account_id,
-        )
-        if isinstance(task, Answered):
-            finished(task.event(task_id))
-            return
+        return finished
+
+    def _perform_call(
+        self,
+        live: Live,
+        task_id: str,
+        task: LambdaCall | HttpCall,
+        finished: Callable[[Event | None], None],
+    ) -> None:
+        arn = live.arn
         coroutine: Coroutine[Any, Any, Any] | None = None
         if isinstance(task, HttpCall):
             coroutine = self.http.invoke(task.resource, task.parameters)
-        elif task.is_async and not task.function.isolate and task.function.concurrency is None:
+        elif _on_this_loop(task):
             coroutine = task.run_async()  # nothing to queue behind: straight onto this loop
         if coroutine is not None:
-            call = asyncio.ensure_future(coroutine)
-            self._running.setdefault(arn, {})[task_id] = call
-            call.add_done_callback(
-                lambda f: None if f.cancelled() else finished(outcome_event(task_id, f))
-            )
-            self._finishers[(arn, task_id)] = finished
+            assert self._loop is not None
+            call = start_eagerly(self._loop, coroutine)
+            if call.done():  # it ended in its first step: no task to watch
+                finished(_outcome(task_id, call))
+                return
+            self._watch_call(arn, task_id, call, finished)
             return
         if self._invoker is None or self._closing:  # draining: the call is re-run on restart
             finished(None)
             return
         assert not isinstance(task, HttpCall)
+        function = task.function
+        if not function.isolate and function.concurrency is None:
+            # A plain sync handler: into this turn's batch (one thread hand-over for all).
+            def report(result: Any, failure: StatesError | None) -> None:  # handler's thread
+                event: Event
+                if failure is None:
+                    event = TaskSucceeded(task_id, result)
+                else:
+                    event = TaskFailed(task_id, failure.error, failure.cause)
+                self._completed(finished, event)
+
+            item = BatchCall(task, report)
+            self._running.setdefault(arn, {})[task_id] = item
+            self._finishers[(arn, task_id)] = finished
+            if not self._sync_calls:
+                assert self._loop is not None
+                self._loop.call_soon(self._flush_sync_calls)
+            self._sync_calls.append(item)
+            return
         future = self._invoker.submit(task)
         self._running.setdefault(arn, {})[task_id] = future
 
@@ -980,6 +1139,45 @@ class Engine:
         future.add_done_callback(done)
         self._finishers[(arn, task_id)] = finished
 
+    def _flush_sync_calls(self) -> None:
+        calls = [item for item in self._sync_calls if not item.abandoned]
+        self._sync_calls = []
+        if calls and self._invoker is not None:
+            self._invoker.run_batch(calls)
+
+    def _watch_call(
+        self,
+        arn: str,
+        task_id: str,
+        call: asyncio.Task[Any],
+        finished: Callable[[Event | None], None],
+    ) -> None:
+        """A call running on this loop: its outcome goes to the execution when it ends."""
+        self._running.setdefault(arn, {})[task_id] = call
+        call.add_done_callback(
+            lambda f: None if f.cancelled() else finished(outcome_event(task_id, f))
+        )
+        self._finishers[(arn, task_id)] = finished
+
+    def _call_now(self, live: Live, command: ScheduleTask) -> Event | None:
+        """Call a Lambda task's function inside the tick that scheduled it. Returns its
+        outcome when it is known at once: decided without a call (a mock, a missing
+        function), or an ``async`` handler that returned without awaiting. Else None: the
+        call runs on (on this loop, a pool thread or a process) and is watched like any."""
+        task = self._dispatch(live, command)
+        task_id = command.task_id
+        if isinstance(task, Answered):
+            return task.event(task_id)
+        if not isinstance(task, HttpCall) and _on_this_loop(task):
+            assert self._loop is not None
+            call = start_eagerly(self._loop, task.run_async())
+            if call.done():
+                return _outcome(task_id, call)
+            self._watch_call(live.arn, task_id, call, self._finisher(live, task_id))
+            return None
+        self._perform_call(live, task_id, task, self._finisher(live, task_id))
+        return None
+
     def _completed(self, finished: Callable[[Event | None], None], event: Event) -> None:
         """A call ended on another thread: hand its event to the loop. One wake-up carries
         every completion that arrives before the loop gets to them."""
@@ -989,7 +1187,8 @@ class Engine:
                 return
             self._inbox_armed = True
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._drain_inbox)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the engine has stopped
+            self._loop.call_soon_threadsafe(self._drain_inbox)  # (the call re-runs later)
 
     def _drain_inbox(self) -> None:
         with self._inbox_lock:
@@ -1004,6 +1203,8 @@ class Engine:
         finished = self._finishers.pop((arn, task_id), None)
         if isinstance(future, asyncio.Future):  # an HTTP call on this loop
             future.cancel()
+        elif isinstance(future, BatchCall):  # skipped if not started; else its result dropped
+            future.abandoned = True
         elif future is not None and self._invoker is not None:
             self._invoker.abandon(future)
         if finished is not None:
@@ -1206,7 +1407,13 @@ class Engine:
     # --- timers ----------------------------------------------------------------------------
 
     def _can_run(self) -> bool:
-        return bool(self._work) or self._busy or self._inflight > 0 or self._requeues > 0
+        return (
+            bool(self._work)
+            or self._busy
+            or self._inflight > 0
+            or self._requeues > 0
+            or self._holding()
+        )
 
     async def _timer_loop(self) -> None:
         while not self._closing:
@@ -1290,3 +1497,16 @@ class Engine:
         while self._can_run():
             await self._idle.wait()
             await asyncio.sleep(0)
+
+
+def _on_this_loop(task: LambdaCall) -> bool:
+    """Whether ``task``'s handler runs on the engine's loop (``async``, nothing to queue
+    behind, not in a process of its own)."""
+    function = task.function
+    return function.is_async and not function.isolate and function.concurrency is None
+
+
+def _outcome(task_id: str, call: asyncio.Task[Any]) -> Event:
+    if call.cancelled():  # (the handler raised CancelledError itself)
+        return TaskFailed(task_id, errors.RUNTIME, "CancelledError: the handler was cancelled")
+    return outcome_event(task_id, call)

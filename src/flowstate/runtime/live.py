@@ -45,6 +45,11 @@ class Live:
     inflight: int = 0  # task invocations running now (never evicted meanwhile)
     written: bool = True  # False for a synchronous Express execution: never stored
     map_runs: dict[str, Any] = field(default_factory=dict)  # ended runs' figures, by ARN
+    # Steps taken but not committed yet (Engine._may_hold): their changes, the work they
+    # took in, and since when (the loop's clock).
+    held: TickChanges | None = None
+    held_items: list[Any] = field(default_factory=list)
+    held_since: float | None = None
 
     @property
     def arn(self) -> str:
@@ -154,6 +159,7 @@ class TickChanges:
     # another state rewrites it.
     task_states: dict[str, str] = field(default_factory=dict)
     map_runs: dict[str, Any] = field(default_factory=dict)  # figures of runs that ended
+    inline_calls: int = 0  # calls made inside this tick (the engine bounds them)
 
 
 def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDelta | None:

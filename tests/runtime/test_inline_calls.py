@@ -1,0 +1,352 @@
+"""Lambda tasks whose answer is known within the tick that scheduled them: an ``async``
+handler that returns without awaiting, a sync handler's batch, a handler's own copy of its
+event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowstate.integrations.functions import FunctionRegistry
+from flowstate.runtime.clock import VirtualClock
+from flowstate.runtime.engine import INLINE_CALLS_PER_TICK, Engine, EngineSettings, StartRequest
+from flowstate.storage import StateMachineRecord, Store, open_store
+from flowstate.testing import run_workflow
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:chain"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/r"
+FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def chain(length: int, **extra: Any) -> dict[str, Any]:
+    states: dict[str, Any] = {}
+    for i in range(1, length + 1):
+        state: dict[str, Any] = {"Type": "Task", "Resource": FN + "step", **extra}
+        state.update({"End": True} if i == length else {"Next": f"T{i + 1}"})
+        states[f"T{i}"] = state
+    return {"StartAt": "T1", "States": states}
+
+
+def request(definition: dict[str, Any], name: str, type: str, value: Any) -> StartRequest:
+    kind = "express" if type == "EXPRESS" else "execution"
+    return StartRequest(
+        definition=json.dumps(definition),
+        state_machine_arn=MACHINE_ARN,
+        state_machine_name="chain",
+        revision_id="r1",
+        role_arn=ROLE,
+        type=type,
+        name=name,
+        arn=f"arn:aws:states:{REGION}:{ACCOUNT}:{kind}:chain:{name}",
+        input=json.dumps(value),
+        input_value=value,
+    )
+
+
+def run_one(
+    store: Store,
+    definition: dict[str, Any],
+    handler: Callable[..., Any],
+    value: Any,
+    type: str = "STANDARD",
+    **settings: Any,
+) -> tuple[Engine, str]:
+    store.create_state_machine(
+        StateMachineRecord(MACHINE_ARN, "chain", type, json.dumps(definition), ROLE, "r1", T0, T0)
+    )
+    start = request(definition, "e1", type, value)
+
+    async def main() -> Engine:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"step": handler}),
+            settings=EngineSettings(express_history=True, **settings),
+        )
+        await engine.start()
+        await engine.start_execution(start)
+        await engine.wait_stopped(start.arn)
+        await engine.stop()
+        return engine
+
+    return asyncio.run(main()), start.arn
+
+
+def test_quick_async_calls_complete_within_the_tick_after_the_stored_start(
+    tmp_path: Path,
+) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    stored_when_called: list[bool] = []
+
+    async def step(event: Any, context: Any) -> Any:
+        # the execution's start is stored before its first call, as for any side effect
+        stored_when_called.append(store.get_execution(arn_of("e1")) is not None)
+        return {"n": event["n"] + 1}
+
+    engine, arn = run_one(store, chain(5), step, {"n": 0})
+    row = store.get_execution(arn)
+    assert (
+        row is not None and row.status == "SUCCEEDED" and json.loads(row.output or "") == {"n": 5}
+    )
+    assert stored_when_called == [True] * 5
+    # the start is one commit; the five calls and the end land in a second one
+    assert engine.commits == 2
+    types = [e.type for e in store.get_history(arn, 1000).items]
+    per_task = [
+        "TaskStateEntered",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionStarted",
+        "LambdaFunctionSucceeded",
+        "TaskStateExited",
+    ]
+    assert types == ["ExecutionStarted", *per_task * 5, "ExecutionSucceeded"]
+    assert store.pending_tasks(arn) == []  # no task row was left behind
+
+
+def arn_of(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:chain:{name}"
+
+
+def test_a_long_run_of_quick_calls_is_spread_over_ticks(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    length = INLINE_CALLS_PER_TICK * 2 + 10
+
+    async def step(event: Any, context: Any) -> Any:
+        return event + 1
+
+    engine, arn = run_one(store, chain(length), step, 0)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == str(length)
+    # start, then at most INLINE_CALLS_PER_TICK calls per tick
+    assert engine.commits == 1 + 3
+
+
+def test_an_async_call_that_awaits_is_answered_later(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    async def step(event: Any, context: Any) -> Any:
+        await asyncio.sleep(0)
+        return [*event, len(event)]
+
+    _, arn = run_one(store, chain(3), step, [])
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "[0,1,2]"
+    events = store.get_history(arn, 1000).items
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events].count("LambdaFunctionSucceeded") == 3
+
+
+def test_a_failure_inside_the_tick_is_caught_and_retried(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    attempts: list[str] = []
+
+    async def step(event: Any, context: Any) -> Any:
+        attempts.append(context.idempotency_key)
+        if len(attempts) < 3:
+            raise RuntimeError(f"attempt {len(attempts)}")
+        return "ok"
+
+    definition = chain(
+        1, Retry=[{"ErrorEquals": ["RuntimeError"], "IntervalSeconds": 1, "MaxAttempts": 1}]
+    )
+    definition["States"]["T1"]["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    _, arn = run_one(store, definition, step, {})
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED"
+    # one retry, then the catcher: the error output carries the second attempt's cause
+    assert [key.rsplit("/", 1)[1] for key in attempts] == ["0", "1"]
+    cause = json.loads(json.loads(row.output or "")["Cause"])
+    assert cause["errorType"] == "RuntimeError" and cause["errorMessage"] == "attempt 2"
+
+
+@pytest.mark.parametrize("type", ["STANDARD", "EXPRESS"])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_handler_that_changes_its_event_changes_nothing_of_the_execution(
+    type: str, kind: str, tmp_path: Path
+) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    def change(event: Any) -> Any:
+        event["payload"]["seen"] = True
+        event.pop("id")
+        return {"done": True}
+
+    def sync_step(event: Any, context: Any) -> Any:
+        return change(event)
+
+    async def async_step(event: Any, context: Any) -> Any:
+        return change(event)
+
+    definition = chain(2, ResultPath="$.result")
+    value = {"id": 7, "payload": {"a": [1, 2]}}
+    _, arn = run_one(store, definition, sync_step if kind == "sync" else async_step, value, type)
+    row = store.get_execution(arn.replace(":execution:", ":express:") if type == "EXPRESS" else arn)
+    assert row is not None and row.status == "SUCCEEDED"
+    assert json.loads(row.output or "") == {**value, "result": {"done": True}}
+
+
+@pytest.mark.parametrize("type", ["STANDARD", "EXPRESS"])
+def test_the_history_shows_the_event_as_sent(type: str) -> None:
+    def step(event: Any, context: Any) -> Any:
+        event["changed"] = True
+        return {"done": True}
+
+    result = run_workflow(
+        chain(2, ResultPath="$.result"),
+        {"id": 7},
+        functions={"step": step},
+        state_machine_type=type,
+    )
+    assert result.output == {"id": 7, "result": {"done": True}}
+    sent = [
+        json.loads(e["lambdaFunctionScheduledEventDetails"]["input"])
+        for e in result.events("LambdaFunctionScheduled")
+    ]
+    assert sent == [{"id": 7}, {"id": 7, "result": {"done": True}}]
+
+
+def test_sync_calls_of_many_executions_all_complete(tmp_path: Path) -> None:
+    store = open_store("memory:")
+    definition = chain(4)
+    store.create_state_machine(
+        StateMachineRecord(
+            MACHINE_ARN, "chain", "EXPRESS", json.dumps(definition), ROLE, "r1", T0, T0
+        )
+    )
+    keys: list[str] = []
+
+    def step(event: Any, context: Any) -> Any:
+        keys.append(context.idempotency_key)
+        return event + 1
+
+    starts = [request(definition, f"e{i}", "EXPRESS", i) for i in range(60)]
+
+    async def main() -> None:
+        engine = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({"step": step}))
+        await engine.start()
+        await asyncio.gather(*(engine.start_execution(s) for s in starts))
+        await asyncio.gather(*(engine.wait_stopped(s.arn) for s in starts))
+        await engine.stop()
+
+    asyncio.run(main())
+    for i, start in enumerate(starts):
+        row = store.get_execution(start.arn)
+        assert row is not None and row.status == "SUCCEEDED" and row.output == str(i + 4)
+    assert len(keys) == len(set(keys)) == 60 * 4  # each attempt once
+
+
+@pytest.mark.parametrize("hold", [0.0, 60.0])
+def test_steps_between_quick_sync_calls_are_committed_together(hold: float, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    def step(event: Any, context: Any) -> Any:
+        return event + 1
+
+    engine, arn = run_one(store, chain(6), step, 0, hold_calls_seconds=hold)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "6"
+    events = store.get_history(arn, 1000).items
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events].count("LambdaFunctionSucceeded") == 6
+    assert store.pending_tasks(arn) == []
+    if hold == 0:
+        assert engine.commits == 1 + 6  # the start, then one per call's answer
+    else:
+        assert engine.commits == 2  # the start (with the first call), then the rest at once
+
+
+def blocking_second_call(
+    store: Store, definition: dict[str, Any]
+) -> tuple[StartRequest, list[str], threading.Event, Callable[[Any, Any], Any]]:
+    """A Standard machine whose function's second call blocks until ``release`` is set."""
+    store.create_state_machine(
+        StateMachineRecord(
+            MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
+        )
+    )
+    release = threading.Event()
+    calls: list[str] = []
+
+    def step(event: Any, context: Any) -> Any:
+        calls.append(context.idempotency_key)
+        if len(calls) == 2:
+            release.wait(30)
+        return event + 1
+
+    return request(definition, "e1", "STANDARD", 0), calls, release, step
+
+
+def test_a_long_call_is_committed_as_started_while_it_runs(tmp_path: Path) -> None:
+    """A held step is written once its time is up, whether or not the call has answered:
+    the history shows the call started and its task row is stored while it runs."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    start, calls, release, step = blocking_second_call(store, chain(3))
+
+    async def main() -> list[str]:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"step": step}),
+            settings=EngineSettings(hold_calls_seconds=0.01),
+        )
+        await engine.start()
+        await engine.start_execution(start)
+
+        def stored() -> list[str]:
+            return [e.type for e in store.get_history(start.arn, 1000).items]
+
+        while "LambdaFunctionSucceeded" not in stored():
+            await asyncio.sleep(0.005)  # (until the held step is committed)
+        seen = stored()
+        assert not release.is_set() and len(calls) == 2  # the second call still runs
+        assert [t.task_id for t in store.pending_tasks(start.arn)] == ["0:8"]  # the 2nd call
+        release.set()
+        await engine.wait_stopped(start.arn)
+        await engine.stop()
+        return seen
+
+    seen = asyncio.run(main())
+    # committed while the second call ran: the first call done, the second started
+    assert seen[-3:] == ["TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted"]
+    assert seen.count("LambdaFunctionSucceeded") == 1
+    row = store.get_execution(start.arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "3"
+    assert len(calls) == 3
+
+
+def test_stopping_the_engine_commits_held_steps(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    # the second call is still running when the engine stops
+    start, calls, release, step = blocking_second_call(store, chain(2))
+
+    async def main() -> None:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"step": step}),
+            settings=EngineSettings(hold_calls_seconds=600),  # held until the stop
+        )
+        await engine.start()
+        await engine.start_execution(start)
+        while len(calls) < 2:
+            await asyncio.sleep(0.005)
+        await engine.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+    types = [e.type for e in store.get_history(start.arn, 1000).items]
+    assert types.count("LambdaFunctionSucceeded") == 1  # the first call's answer is stored
+    assert types[-1] == "LambdaFunctionStarted"  # and the second call as started
+    assert [t.task_id for t in store.pending_tasks(start.arn)] != []  # re-run on restart

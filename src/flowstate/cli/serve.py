@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -141,6 +142,17 @@ def build_service(settings: Settings) -> Any:
     )
 
 
+def freeze_startup_heap() -> None:
+    """Take what the process made while starting (modules, botocore's service model, the
+    deployed definitions: ~100,000 objects that live as long as the process) out of the
+    cyclic collector's sight (``gc.freeze``). Otherwise every full collection walks them
+    again: about 20 ms each, several times a second under load (a quarter of the CPU time
+    of a busy Task workload, measured). They are still freed by reference counting; only a
+    reference cycle among them, if one ever became garbage, would stay."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_server(settings: Settings) -> None:
     import uvicorn
 
@@ -157,6 +169,7 @@ def run_server(settings: Settings) -> None:
         )
     service = build_service(settings)
     app = create_app(service, max_payload_bytes=settings.max_payload_bytes)
+    freeze_startup_heap()
     config = uvicorn.Config(
         app,
         host=settings.host,

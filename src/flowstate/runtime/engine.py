@@ -236,6 +236,11 @@ class Engine:
         self._work: OrderedDict[str, list[_Item]] = OrderedDict()
         self._ticking: set[str] = set()  # in a tick being prepared or committed
         self._requeues = 0  # work put back after a failed commit, not yet queued again
+        # Reads of stored executions in flight outside a tick (a takeover's adopt), and the
+        # commits that landed for them meanwhile: such a read may predate the commit.
+        self._loading: dict[str, int] = {}
+        self._landed: dict[str, int] = {}
+        self._landings = 0
         # Executions whose steps wait to be committed (see _may_hold); an execution dropped
         # from memory meanwhile (a lease lost) is pruned by _holding.
         self._held: set[Live] = set()
@@ -732,6 +737,11 @@ class Engine:
         while deltas:
             try:
                 await loop.run_in_executor(self._writer, self.store.commit, deltas)
+                if self._loading:
+                    self._landings += 1
+                    for delta in deltas:
+                        if delta.execution_arn in self._loading:
+                            self._landed[delta.execution_arn] = self._landings
                 return
             except LeaseLost as error:
                 arns = {d.execution_arn for d in deltas}
@@ -1346,9 +1356,7 @@ class Engine:
                         self._rerun_express(machine, record)
             else:
                 durable.append(record.arn)
-        missing = [arn for arn in durable if arn not in self._live]
-        for loaded in await self._load_many(missing) if missing else []:
-            self._live.setdefault(loaded.arn, loaded)
+        await self._load_current([arn for arn in durable if arn not in self._live])
         for arn in durable:
             live = self._live.get(arn)
             if live is None:
@@ -1361,6 +1369,38 @@ class Engine:
                     continue  # waits for a worker, a token or a child
                 self._invoke(live, command)  # the dead node's call: re-run it
         self._timer_wake.set()
+
+    async def _load_current(self, arns: list[str], attempts: int = 5) -> None:
+        """Load ``arns`` into memory outside a tick. A tick may load, step and commit one of
+        them while it is read: a copy read before that commit landed is older than the store
+        and is never kept (stepped, it would write its old state over the newer one, or
+        events already stored); it is read again, and one in memory by then is kept."""
+        for _ in range(attempts):
+            arns = [arn for arn in arns if arn not in self._live]
+            if not arns:
+                return
+            mark = self._landings
+            for arn in arns:
+                self._loading[arn] = self._loading.get(arn, 0) + 1
+            try:
+                loaded = await self._load_many(arns)
+            finally:
+                stale = {arn for arn in arns if self._landed.get(arn, -1) > mark}
+                for arn in arns:
+                    left = self._loading[arn] - 1
+                    if left:
+                        self._loading[arn] = left
+                    else:
+                        del self._loading[arn]
+                        self._landed.pop(arn, None)
+            for live in loaded:
+                if live.arn not in stale:
+                    self._live.setdefault(live.arn, live)
+            arns = sorted(stale)
+        if arns:
+            log.warning(
+                "%d execution(s) changed while being taken over: left to load later", len(arns)
+            )
 
     def forget_stored(self, reason: Exception) -> None:
         """This node's lease expired: every stored execution it holds may be another node's

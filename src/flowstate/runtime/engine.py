@@ -865,9 +865,10 @@ class Engine:
                     and (not live.written or not live.is_new)
                     and not self._closing
                     and changes.inline_calls < INLINE_CALLS_PER_TICK
-                    # One node only: with several, a call is made after its step is committed,
-                    # as before (the 3-node takeover test once left an execution RUNNING with
-                    # its end in the history; until that is understood, nothing changes there).
+                    # One node only: with several, a call is made after its step is committed.
+                    # A node may lose an execution to another at any moment (its lease ran
+                    # out while it was stopped); a call made before the commit that would
+                    # have told it so is then made twice, by both nodes.
                     and self.ownership.recovers
                 ):
                     # The start is stored (or never will be): calling now, before this

@@ -289,3 +289,30 @@ def test_a_change_is_found_only_where_resultpath_could_have_made_it() -> None:
     assert _change(base, base) is None
     assert _change(base, json.loads(json.dumps(base))) is None  # nothing shared: no patch
     assert _change([1], [1, 2]) is None
+
+
+def test_a_state_exit_is_stored_raw_or_by_reference_and_reads_back_exactly() -> None:
+    """An exit without assigned variables is written straight as text: its output raw when
+    new, by reference when an earlier event of the commit holds it (a pass-through)."""
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    events = run({"items": [3], "small": 'é "q"'})  # under the patch threshold
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    records = unpack_chunk(chunk.body)
+    exits = {}
+    for record in records:
+        if record.type.endswith("StateExited"):
+            stored = json.loads(record.details or "")
+            exits[stored["stateExitedEventDetails"]["name"]] = (record.id, stored)
+    grow_id, grow = exits["Grow"]
+    assert "assignedVariables" in grow["stateExitedEventDetails"]  # (the general form)
+    # Same passes Grow's output through: a reference to where Grow's exit wrote it.
+    _, same = exits["Same"]
+    assert same[REF] == {"output": [grow_id, "output"]} and RAW not in same
+    assert same["stateExitedEventDetails"]["output"] is None
+    _, work = exits["Work"]  # a new document: raw
+    assert work[RAW] == ["output"] and REF not in work
+    assert work["stateExitedEventDetails"]["output"]["worked"] == {"done": [1, 2.5, None, True]}
+    assert decode_events(records, no_fetch) == expected(events)

@@ -29,7 +29,13 @@ from flowstate.asl.model import (
 from flowstate.interpreter import dataflow, fanout, tasks, waits
 from flowstate.interpreter.entropy import SeededEntropy
 from flowstate.interpreter.frames import Frame, Phase
-from flowstate.interpreter.history import HistoryEvent, Payload, entered_details, error_details
+from flowstate.interpreter.history import (
+    HistoryEvent,
+    Payload,
+    entered_details,
+    error_details,
+    exited_details,
+)
 from flowstate.interpreter.messages import (
     CancelTask,
     CancelTimer,
@@ -273,7 +279,7 @@ class Execution:
         frame: Frame,
         type: str,
         details_key: str | None = None,
-        details: dict[str, Any] | None = None,
+        details: dict[str, Any] | tuple[str, str, Any] | None = None,
         previous: int | None = None,
     ) -> int:
         """Append an event in ``frame``'s thread of history; return its id."""
@@ -341,7 +347,7 @@ class Execution:
             frame,
             _ENTERED[state.type],
             "stateEnteredEventDetails",
-            entered_details(state.name, frame.raw_input),  # type: ignore[arg-type]
+            entered_details(state.name, frame.raw_input),
         )
         frame.phase = Phase.RUN
 
@@ -355,19 +361,23 @@ class Execution:
     ) -> None:
         """Record *StateExited, apply assigned variables, and move on or end the frame."""
         state = frame.state
-        details: dict[str, Any] = {}
-        if assigned is not None:
+        details: dict[str, Any] | tuple[str, str, Any]
+        if assigned is None:
+            details = exited_details(state.name, output)
+        else:
             try:
                 dataflow.check_assigned_size(assigned)
             except StatesError as failure:
                 self.state_failed(frame, failure)
                 return
             frame.variables.update(assigned)
-            details["assignedVariables"] = {key: Payload(v) for key, v in assigned.items()}
-            details["assignedVariablesDetails"] = {"truncated": False}
-        details["name"] = state.name
-        details["output"] = Payload(output)
-        details["outputDetails"] = {"truncated": False}
+            details = {
+                "assignedVariables": {key: Payload(v) for key, v in assigned.items()},
+                "assignedVariablesDetails": {"truncated": False},
+                "name": state.name,
+                "output": Payload(output),
+                "outputDetails": {"truncated": False},
+            }
         self.emit(frame, _EXITED[state.type], "stateExitedEventDetails", details, previous)
         if next_state is not None:
             frame.goto(next_state, output)

@@ -20,6 +20,8 @@ __all__ = [
     "dump_json",
     "entered_details",
     "error_details",
+    "exited_details",
+    "expand_details",
     "has_non_finite",
     "json_size",
     "render_events",
@@ -151,15 +153,23 @@ def entered_details(name: str, input_value: Any) -> tuple[str, str, Any]:
     return ("entered", name, input_value)
 
 
-def _expand(details: Any) -> dict[str, Any]:
+def exited_details(name: str, output: Any) -> tuple[str, str, Any]:
+    """``stateExitedEventDetails`` without assigned variables, built only when read."""
+    return ("exited", name, output)
+
+
+def expand_details(details: Any) -> dict[str, Any]:
+    """The details of an event as a dict, whichever form the interpreter recorded."""
     if type(details) is tuple:
-        _, name, value = details
+        kind, name, value = details
+        if kind == "exited":
+            return {"name": name, "output": Payload(value), "outputDetails": {"truncated": False}}
         return {"input": Payload(value), "inputDetails": {"truncated": False}, "name": name}
     return details
 
 
 def _render_details(details: Any, memo: dict[int, str] | None = None) -> dict[str, Any]:
-    details = _expand(details)
+    details = expand_details(details)
     out: dict[str, Any] = {}
     for key, value in details.items():
         if isinstance(value, Payload):

@@ -145,7 +145,7 @@ def _resume_fan_out(execution: Execution, frame: Frame, redo: list[Frame]) -> No
         frame,
         state.type + "StateEntered",
         "stateEnteredEventDetails",
-        entered_details(state.name, frame.raw_input),  # type: ignore[arg-type]
+        entered_details(state.name, frame.raw_input),
     )
     frame.phase = Phase.CHILDREN
     for child in redo:

@@ -35,6 +35,7 @@ from flowstate.interpreter.history import (
     HistoryEvent,
     Payload,
     dump_json,
+    expand_details,
     has_non_finite,
     render_payloads,
 )
@@ -54,6 +55,12 @@ _ENTERED_BY_REFERENCE = (
     '{"%s":{"input":null,"inputDetails":{"truncated":false},"name":%s},'
     + f'"{REF}":{{"input":[%d,"%s"]}}}}'
 )
+_EXITED_BY_REFERENCE = (
+    '{"%s":{"name":%s,"output":null,"outputDetails":{"truncated":false}},'
+    + f'"{REF}":{{"output":[%d,"%s"]}}}}'
+)
+_EXITED_RAW_HEAD = '{"%s":{"name":%s,"output":'
+_EXITED_RAW_TAIL = f',"outputDetails":{{"truncated":false}}}},"{RAW}":["output"]}}'.encode()
 _Fragment = orjson.Fragment
 _STRICT = ORJSON_STRICT
 _QUOTED: dict[str, str] = {}  # state name -> its JSON string
@@ -138,19 +145,20 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     details = event.details
     where = state.where
     payloads: dict[str, Any] = {}
+    if type(details) is tuple and details[0] == "exited":  # a state's exit, built lazily
+        if not stdlib:
+            short = _exited(event, state, details[1], details[2])
+            if short is not None:
+                return short
+        details = expand_details(details)
     if type(details) is tuple:  # a state's entry, built lazily by the interpreter
         _, name, value = details
         state.entered[name] = value
         target = where.get(id(value))
         if target is not None and not stdlib and name.isprintable():
             # the previous state's output, in short
-            quoted = _QUOTED.get(name)
-            if quoted is None:
-                if len(_QUOTED) > 4096:
-                    _QUOTED.clear()
-                quoted = _QUOTED[name] = _dumps(name).decode()
             return _Fragment(
-                _ENTERED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1])
+                _ENTERED_BY_REFERENCE % (event.details_key, _quoted(name), target[0], target[1])
             )
         body: dict[str, Any] = {"input": None, "inputDetails": _NOT_TRUNCATED, "name": name}
         payloads["input"] = value
@@ -195,6 +203,46 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     if stdlib:
         return json.dumps(document, separators=(",", ":"), allow_nan=False)
     return document
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a JSON string (state names repeat: each is written once)."""
+    quoted = _QUOTED.get(name)
+    if quoted is None:
+        if len(_QUOTED) > 4096:
+            _QUOTED.clear()
+        quoted = _QUOTED[name] = _dumps(name).decode()
+    return quoted
+
+
+def _exited(event: HistoryEvent, state: _Written, name: str, output: Any) -> Any:
+    """The stored details of a state's exit with no assigned variables, written straight
+    as text: the output by reference when an earlier event of the commit holds it, else
+    raw. None when the general path decides (an output that may be a patch of a large
+    input, a name or a value orjson does not write as ``dump_json`` would)."""
+    where = state.where
+    target = where.get(id(output))
+    if not name.isprintable():
+        return None
+    if target is not None:
+        return _Fragment(
+            _EXITED_BY_REFERENCE % (event.details_key, _quoted(name), target[0], target[1])
+        )
+    base = state.entered.get(name)
+    if base is not None and state.sizes.get(id(base), 0) >= PATCH_FROM:
+        return None
+    if id(output) in state.texts:
+        return None
+    try:
+        data = _dumps(output, option=_STRICT)
+    except TypeError:
+        return None
+    if b"null" in data and has_non_finite(output):
+        return None
+    state.sizes[id(output)] = len(data)
+    where[id(output)] = [event.id, "output"]
+    head = _EXITED_RAW_HEAD % (event.details_key, _quoted(name))
+    return _Fragment(head.encode() + data + _EXITED_RAW_TAIL)
 
 
 def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:

@@ -316,3 +316,42 @@ def test_a_state_exit_is_stored_raw_or_by_reference_and_reads_back_exactly() -> 
     assert work[RAW] == ["output"] and REF not in work
     assert work["stateExitedEventDetails"]["output"]["worked"] == {"done": [1, 2.5, None, True]}
     assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_an_exit_whose_assigned_text_orjson_refuses_reads_back_exactly() -> None:
+    """The plain form of an event is written from scratch: its own payloads are not taken
+    for ones an earlier event holds (they would refer to themselves)."""
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    definition = {
+        "StartAt": "Keep",
+        "States": {
+            "Keep": {
+                "Type": "Pass",
+                "Result": {"fresh": 1},
+                "Assign": {"odd.$": "$$.Execution.Input.odd"},
+                "Next": "Then",
+            },
+            "Then": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = parse_definition(json.dumps(definition), state_machine_type="STANDARD")
+    info = ExecutionInfo(
+        arn="arn:aws:states:us-east-1:123456789012:execution:m:s",
+        name="s",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        state_machine_name="m",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        start_time=T0,
+        type="STANDARD",
+    )
+    execution = Execution(machine, info, {"odd": "\ud800"}, seed=3, record_history=True)
+    execution.start(T0)
+    assert execution.status == "SUCCEEDED"
+    events = list(execution.events)
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    assert decode_events(unpack_chunk(chunk.body), no_fetch) == expected(events)
+    records = encode_events(events)
+    assert decode_events(records, no_fetch) == expected(events)

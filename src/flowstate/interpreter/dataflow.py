@@ -260,7 +260,7 @@ def check_constant_size(state: Any) -> None:
 
 def _exceeds(value: Any, limit: int) -> bool:
     if isinstance(value, str):
-        return len(value) > limit // 4 and len(value.encode()) + 2 > limit
+        return len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) + 2 > limit
     if isinstance(value, (dict, list)):
         return json_size(value) > limit
     return False

@@ -66,9 +66,10 @@ def _orjson_bytes(value: Any) -> bytes | None:
 
 
 def json_size(value: Any) -> int:
-    """The length in bytes of ``dump_json(value)`` encoded as UTF-8 (quotas)."""
+    """The length in bytes of ``dump_json(value)`` encoded as UTF-8 (quotas; a lone
+    surrogate, which only the stdlib encoder writes, counts as its three bytes)."""
     data = _orjson_bytes(value)
-    return len(data) if data is not None else len(_encode(value).encode())
+    return len(data) if data is not None else len(_encode(value).encode("utf-8", "surrogatepass"))
 
 
 def has_non_finite(value: Any) -> bool:

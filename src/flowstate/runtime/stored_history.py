@@ -267,7 +267,12 @@ def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:
 
 
 def _plain_text(event: HistoryEvent, state: _Written) -> str:
-    """``event``'s details as ASCII JSON text, for when orjson refuses its document."""
+    """``event``'s details as ASCII JSON text, for when orjson refused its document. Its
+    payloads are written again where they were: the places its first encoding noted stand
+    for themselves, not for another event's copy (else they would refer to themselves)."""
+    where = state.where
+    for key in [key for key, at in where.items() if at[0] == event.id]:
+        del where[key]
     return _encode(event, state, stdlib=True)
 
 

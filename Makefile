@@ -53,13 +53,14 @@ conformance: $(VENV)/.installed
 	$(BIN)/flowstate conformance ../shared/conformance --skip tests/conformance_skip.toml
 
 ## bench: every workload on flowstate, moto and aws-local-stepfunctions; prints a table
-## bench-json: the same, one JSON object per line. Narrow with WORKLOAD=, EXECUTIONS=, REPEAT=
+## bench-json: the same, one JSON object per line. Narrow with WORKLOAD=, EXECUTIONS=, ROUNDS=, REPEAT=
 # The peers live in .bench/ (git-ignored), at pinned versions, in their own environments.
 PEERS        := .bench
 MOTO_VERSION := 5.2.5
 ALS_VERSION  := 3.0.0
-REPEAT       ?= 3
-BENCH_ARGS    = --repeat $(REPEAT) $(if $(WORKLOAD),--workload $(WORKLOAD)) \
+ROUNDS       ?= 3
+REPEAT       ?= 1
+BENCH_ARGS    = --rounds $(ROUNDS) --repeat $(REPEAT) $(if $(WORKLOAD),--workload $(WORKLOAD)) \
                 $(if $(EXECUTIONS),--executions $(EXECUTIONS)) $(if $(ENGINES),--engines $(ENGINES))
 
 $(PEERS)/moto/.installed:

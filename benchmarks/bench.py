@@ -4,10 +4,15 @@ Each (engine, workload, mode) runs in its own subprocess — flowstate's drivers
 interpreter, moto's with its own virtual environment (``.bench/moto``), aws-local-stepfunctions
 with Node (``.bench/node``) — so that the peak resident memory of each is its own
 (``wait4``'s ``ru_maxrss``). Every output is checked against ``*.expected.json``; a run with a
-wrong output does not count. Prints figures (medians of ``--repeat`` runs); asserts nothing.
+wrong output does not count. Prints figures (medians of every timed run); asserts nothing.
 
-    .venv/bin/python benchmarks/bench.py [--json] [--workload NAME[,NAME]]
-                                         [--executions N] [--repeat 3] [--engines E[,E]]
+The engines of one workload take turns: ``--rounds`` times, each engine runs ``--repeat``
+timed runs, then the next engine. A slow spell of the machine (a shared host's CPU, which
+moved single figures by 1.5x here) then falls on several engines rather than on one row's
+every run, and the ratios of a row are taken between runs made minutes, not an hour, apart.
+
+    .venv/bin/python benchmarks/bench.py [--json] [--workload NAME[,NAME]] [--executions N]
+                                         [--rounds 3] [--repeat 1] [--engines E[,E]]
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--workload", default="", help="comma-separated; default: all")
     parser.add_argument("--executions", type=int, default=None, help="size of every unit")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per row (median)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per row and round")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of a workload's engines")
     parser.add_argument("--engines", default="", help=f"comma-separated of {', '.join(ENGINES)}")
     parser.add_argument("--hold-seconds", type=int, default=10, help="wait_fleet's Wait")
     parser.add_argument("--timeout", type=int, default=TIMEOUT_SECONDS, help="per row, seconds")
@@ -64,6 +70,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
     if args.executions is not None and args.executions < 1:
         parser.error("--executions must be at least 1")
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--rounds and --repeat must be at least 1")
     return args
 
 
@@ -109,7 +117,10 @@ def run_driver(argv: list[str], timeout: int) -> tuple[dict[str, Any] | None, in
     return (json.loads(lines[-1]) if lines else None), int(usage.ru_maxrss), tail
 
 
-def measure(job: Job, args: argparse.Namespace, postgres: list[str]) -> Row:
+def run_round(
+    job: Job, args: argparse.Namespace, postgres: list[str]
+) -> Row | tuple[dict[str, Any], int]:
+    """One round of ``job``: the driver's answer and peak RSS, or why it cannot run."""
     version = f"flowstate {flowstate.__version__}" if job.engine.startswith("flowstate") else ""
     if job.skip:
         return unavailable(job.engine, job.workload, job.mode, job.executions, job.skip, version)
@@ -124,6 +135,29 @@ def measure(job: Job, args: argparse.Namespace, postgres: list[str]) -> Row:
         return unavailable(job.engine, job.workload, job.mode, job.executions, reason)
     if "unavailable" in line and job.engine == "flowstate-standard-postgres":
         postgres.append(line["unavailable"])  # probed once; later rows say the same
+    return line, peak
+
+
+def merge(answers: list[tuple[dict[str, Any], int]]) -> tuple[dict[str, Any], int]:
+    """The rounds of one row as one answer: every timed run counts; a wrong output in any
+    round makes the row wrong; the highest peak memory."""
+    line = dict(answers[0][0])
+    for other, _ in answers[1:]:
+        line["walls"] = [*line.get("walls", []), *other.get("walls", [])]
+        if not other.get("output_ok") and line.get("output_ok"):
+            line["output_ok"], line["error"] = False, other.get("error")
+    line["peak_rss_kb"] = max(int(a.get("peak_rss_kb") or 0) for a, _ in answers) or None
+    return line, max(peak for _, peak in answers)
+
+
+def finish(
+    job: Job, args: argparse.Namespace, rounds: list[Row | tuple[dict[str, Any], int]]
+) -> Row:
+    """The row of ``job`` from its rounds (the first that could not run says why)."""
+    for result in rounds:
+        if isinstance(result, Row):
+            return result
+    line, peak = merge(rounds)  # type: ignore[arg-type]
     row = summarise(line, load_workload(job.workload).transitions_per_execution, peak)
     if job.engine == "moto" and job.mode == "fleet" and args.executions is None:
         row.note = (row.note + "; " if row.note else "") + (
@@ -149,8 +183,10 @@ def header(args: argparse.Namespace) -> list[str]:
         f"flowstate benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
-        f"median of {args.repeat} timed runs per row (wait_fleet: 1 run) after a discarded "
-        "warm-up run; every output checked against *.expected.json; history on for every engine",
+        f"median of {args.rounds * args.repeat} timed runs per row ({args.rounds} rounds in "
+        f"which a workload's engines take turns, {args.repeat} run(s) each, after a discarded "
+        "warm-up run; wait_fleet: 1 run per round); every output checked against "
+        "*.expected.json; history on for every engine",
     ]
 
 
@@ -158,15 +194,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     units = {w: load_workload(w).executions_per_unit for w in args.workloads}
     jobs = make_plan(args.workloads, units, engines=args.engine_list, executions=args.executions)
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.workload, []).append(job)
     rows: list[Row] = []
     postgres: list[str] = []
-    for job in jobs:
-        if not args.json:
-            print(f"{job.workload} {job.mode} {job.engine} x{job.executions} ...", file=sys.stderr)
-        row = measure(job, args, postgres)
-        rows.append(row)
-        if args.json:
-            print(to_json_line(row), flush=True)
+    for group in groups.values():
+        rounds: dict[int, list[Row | tuple[dict[str, Any], int]]] = {id(j): [] for j in group}
+        for number in range(args.rounds):
+            for job in group:
+                done = rounds[id(job)]
+                if done and isinstance(done[-1], Row):
+                    continue  # it could not run: no more rounds
+                if not args.json:
+                    print(
+                        f"{job.workload} {job.mode} {job.engine} x{job.executions} "
+                        f"(round {number + 1}/{args.rounds}) ...",
+                        file=sys.stderr,
+                    )
+                done.append(run_round(job, args, postgres))
+        for job in group:
+            row = finish(job, args, rounds[id(job)])
+            rows.append(row)
+            if args.json:
+                print(to_json_line(row), flush=True)
     if not args.json:
         print(format_report(rows, header(args)), end="")
 

@@ -319,11 +319,12 @@ def test_the_http_row_skips_wait_fleet_with_a_reason() -> None:
 def test_arguments_narrow_workloads_and_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "workload_names", lambda: ["pass_chain_100", "wait_fleet"])
     args = bench.parse_args(["--json", "--workload", "pass_chain_100", "--executions", "200"])
-    assert (args.json, args.workloads, args.executions, args.repeat) == (
+    assert (args.json, args.workloads, args.executions, args.rounds, args.repeat) == (
         True,
         ["pass_chain_100"],
         200,
         3,
+        1,
     )
     assert args.engine_list == list(ENGINES)
     everything = bench.parse_args(["--engines", "moto,flowstate-express", "--repeat", "5"])
@@ -333,7 +334,12 @@ def test_arguments_narrow_workloads_and_engines(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize(
     "argv",
-    [["--workload", "nope"], ["--engines", "localstack"], ["--executions", "0"]],
+    [
+        ["--workload", "nope"],
+        ["--engines", "localstack"],
+        ["--executions", "0"],
+        ["--rounds", "0"],
+    ],
 )
 def test_arguments_refuse_unknown_names(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], capsys: pytest.CaptureFixture[str]
@@ -359,3 +365,49 @@ def test_a_missing_peer_is_a_reason_not_a_command(
     assert isinstance(argv, list)
     assert argv[1:3] == ["-m", "harness.flowstate_driver"]
     assert argv[argv.index("--executions") + 1] == "200"
+
+
+def test_a_workloads_engines_take_turns_and_every_round_counts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "workload_names", lambda: ["pass_chain_100", "task_chain_10"])
+    order: list[tuple[str, str, str]] = []
+    walls = {"flowstate-express": [[2.0], [1.0], [3.0]], "moto": [[4.0], [5.0], [6.0]]}
+
+    def fake_round(job: Any, args: Any, postgres: list[str]) -> Any:
+        order.append((job.workload, job.mode, job.engine))
+        if job.workload == "task_chain_10" and job.engine == "moto":
+            return bench.unavailable(job.engine, job.workload, job.mode, job.executions, "no")
+        turn = order.count((job.workload, job.mode, job.engine)) - 1
+        line = {
+            "engine": job.engine,
+            "workload": job.workload,
+            "mode": job.mode,
+            "executions": job.executions,
+            "walls": walls[job.engine][turn],
+            "output_ok": not (job.engine == "moto" and turn == 2),
+            "error": "wrong" if job.engine == "moto" and turn == 2 else None,
+            "peak_rss_kb": 100 + turn,
+        }
+        return line, 50
+
+    monkeypatch.setattr(bench, "run_round", fake_round)
+    bench.main(["--json", "--engines", "flowstate-express,moto"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first = [turn for turn in order if turn[0] == "pass_chain_100"]
+    # each round runs every (mode, engine) of the workload once before the next one starts
+    third = len(first) // 3
+    assert len(first) == 3 * third and third >= 2
+    assert first[:third] == first[third : 2 * third] == first[2 * third :]
+    assert order[: len(first)] == first  # one workload's rounds, then the next workload's
+    # an engine that cannot run is asked once, not once per round
+    assert sum(1 for w, _, e in order if (w, e) == ("task_chain_10", "moto")) == 1
+
+    def row(engine: str) -> dict[str, Any]:
+        wanted = (engine, "pass_chain_100", "sequential")
+        return next(r for r in rows if (r["engine"], r["workload"], r["mode"]) == wanted)
+
+    express = row("flowstate-express")
+    assert express["runs"] == 3 and express["peak_rss_kb"] == 102
+    assert express["wall_s_median"] == 2.0  # median of 2.0, 1.0, 3.0: all rounds count
+    assert row("moto")["output_ok"] is False  # one round's wrong output makes the row wrong

@@ -49,11 +49,17 @@ class ResourceKind:
         self.token = token  # .waitForTaskToken
 
 
+# Resource ARN -> its kind; an ARN without a region (``arn:aws:states:::lambda:invoke``) is
+# kept per default region, as its kind holds the execution's.
 _KINDS: dict[str, ResourceKind] = {}
+_REGIONLESS: dict[tuple[str, str], ResourceKind] = {}
 
 
 def resource_kind(arn: str, default_region: str) -> ResourceKind:
     kind = _KINDS.get(arn)
+    if kind is not None:
+        return kind
+    kind = _REGIONLESS.get((arn, default_region))
     if kind is not None:
         return kind
     parts = arn.split(":", 6)
@@ -70,7 +76,10 @@ def resource_kind(arn: str, default_region: str) -> ResourceKind:
         )
     else:
         kind = ResourceKind("service", arn, service, region, False)
-    _KINDS[arn] = kind
+    if len(parts) > 3 and parts[3]:
+        _KINDS[arn] = kind
+    elif len(_REGIONLESS) < 10_000:  # (resources come from definitions)
+        _REGIONLESS[(arn, default_region)] = kind
     return kind
 
 

@@ -54,18 +54,23 @@ DEFINITION = {
 }
 
 
-def run(value: Any) -> list[HistoryEvent]:
-    machine = parse_definition(json.dumps(DEFINITION), state_machine_type="STANDARD")
+def new_execution(definition: dict[str, Any], value: Any, name: str, seed: int) -> Execution:
+    """A Standard execution of ``definition`` on ``value``, not started."""
+    machine = parse_definition(json.dumps(definition), state_machine_type="STANDARD")
     info = ExecutionInfo(
-        arn="arn:aws:states:us-east-1:123456789012:execution:m:e",
-        name="e",
+        arn=f"arn:aws:states:us-east-1:123456789012:execution:m:{name}",
+        name=name,
         state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
         state_machine_name="m",
         role_arn="arn:aws:iam::123456789012:role/r",
         start_time=T0,
         type="STANDARD",
     )
-    execution = Execution(machine, info, value, seed=7, record_history=True)
+    return Execution(machine, info, value, seed=seed, record_history=True)
+
+
+def run(value: Any) -> list[HistoryEvent]:
+    execution = new_execution(DEFINITION, value, name="e", seed=7)
     commands = execution.start(T0)
     task = next(c for c in commands if isinstance(c, ScheduleTask))
     execution.step(TaskStarted(task.task_id), T0)
@@ -184,17 +189,7 @@ def chain(states: int, padding: int = 5000) -> list[HistoryEvent]:
             for i, name in enumerate(names)
         },
     }
-    machine = parse_definition(json.dumps(definition), state_machine_type="STANDARD")
-    info = ExecutionInfo(
-        arn="arn:aws:states:us-east-1:123456789012:execution:m:c",
-        name="c",
-        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
-        state_machine_name="m",
-        role_arn="arn:aws:iam::123456789012:role/r",
-        start_time=T0,
-        type="STANDARD",
-    )
-    execution = Execution(machine, info, {"id": "x" * padding}, seed=1, record_history=True)
+    execution = new_execution(definition, {"id": "x" * padding}, name="c", seed=1)
     execution.start(T0)
     assert execution.status == "SUCCEEDED"
     return list(execution.events)
@@ -336,17 +331,7 @@ def test_an_exit_whose_assigned_text_orjson_refuses_reads_back_exactly() -> None
             "Then": {"Type": "Pass", "End": True},
         },
     }
-    machine = parse_definition(json.dumps(definition), state_machine_type="STANDARD")
-    info = ExecutionInfo(
-        arn="arn:aws:states:us-east-1:123456789012:execution:m:s",
-        name="s",
-        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
-        state_machine_name="m",
-        role_arn="arn:aws:iam::123456789012:role/r",
-        start_time=T0,
-        type="STANDARD",
-    )
-    execution = Execution(machine, info, {"odd": "\ud800"}, seed=3, record_history=True)
+    execution = new_execution(definition, {"odd": "\ud800"}, name="s", seed=3)
     execution.start(T0)
     assert execution.status == "SUCCEEDED"
     events = list(execution.events)

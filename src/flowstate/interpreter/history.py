@@ -24,6 +24,7 @@ __all__ = [
     "expand_details",
     "has_non_finite",
     "json_size",
+    "orjson_bytes",
     "render_events",
     "render_payloads",
 ]
@@ -47,13 +48,13 @@ def dump_json(value: Any) -> str:
     as ``null``, go to the stdlib encoder, which renders the first and refuses the others.
     One difference remains, in small numbers: ``1e-7`` where the stdlib writes ``1e-07``,
     and ``0.00001`` where it writes ``1e-05`` (JavaScript's forms)."""
-    data = _orjson_bytes(value)
+    data = orjson_bytes(value)
     if data is None:
         return _encode(value)  # (a non-finite float raises ValueError, as before)
     return data.decode()
 
 
-def _orjson_bytes(value: Any) -> bytes | None:
+def orjson_bytes(value: Any) -> bytes | None:
     """orjson's text of ``value`` when it is what ``dump_json`` writes; None when the stdlib
     encoder decides (a type orjson refuses, or NaN/infinity, which orjson writes as null)."""
     try:
@@ -68,7 +69,7 @@ def _orjson_bytes(value: Any) -> bytes | None:
 def json_size(value: Any) -> int:
     """The length in bytes of ``dump_json(value)`` encoded as UTF-8 (quotas; a lone
     surrogate, which only the stdlib encoder writes, counts as its three bytes)."""
-    data = _orjson_bytes(value)
+    data = orjson_bytes(value)
     return len(data) if data is not None else len(_encode(value).encode("utf-8", "surrogatepass"))
 
 

@@ -31,12 +31,11 @@ from typing import Any
 import orjson
 
 from flowstate.interpreter.history import (
-    ORJSON_STRICT,
     HistoryEvent,
     Payload,
     dump_json,
     expand_details,
-    has_non_finite,
+    orjson_bytes,
     render_payloads,
 )
 from flowstate.storage import EventRecord, HistoryChunk
@@ -62,7 +61,6 @@ _EXITED_BY_REFERENCE = (
 _EXITED_RAW_HEAD = '{"%s":{"name":%s,"output":'
 _EXITED_RAW_TAIL = f',"outputDetails":{{"truncated":false}}}},"{RAW}":["output"]}}'.encode()
 _Fragment = orjson.Fragment
-_STRICT = ORJSON_STRICT
 _QUOTED: dict[str, str] = {}  # state name -> its JSON string
 _MISSING = object()
 
@@ -129,11 +127,8 @@ class _Written:
         """``value``'s JSON for a document: orjson's bytes as they come, when it can write
         them as ``dump_json`` would (else ``text``'s)."""
         if id(value) not in self.texts:
-            try:
-                data = _dumps(value, option=_STRICT)
-            except TypeError:
-                data = None
-            if data is not None and not (b"null" in data and has_non_finite(value)):
+            data = orjson_bytes(value)
+            if data is not None:
                 self.sizes[id(value)] = len(data)
                 return _Fragment(data)
         return _Fragment(self.text(value))
@@ -231,13 +226,8 @@ def _exited(event: HistoryEvent, state: _Written, name: str, output: Any) -> Any
     base = state.entered.get(name)
     if base is not None and state.sizes.get(id(base), 0) >= PATCH_FROM:
         return None
-    if id(output) in state.texts:
-        return None
-    try:
-        data = _dumps(output, option=_STRICT)
-    except TypeError:
-        return None
-    if b"null" in data and has_non_finite(output):
+    data = orjson_bytes(output) if id(output) not in state.texts else None
+    if data is None:
         return None
     state.sizes[id(output)] = len(data)
     where[id(output)] = [event.id, "output"]

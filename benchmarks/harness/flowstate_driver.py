@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import flowstate
-from flowstate.cli.serve import freeze_startup_heap
+from flowstate.cli.serve import tune_collector
 from flowstate.integrations.functions import FunctionRegistry
 from flowstate.runtime.clock import RealClock
 from flowstate.runtime.engine import Engine, EngineSettings, StartRequest
@@ -233,7 +233,7 @@ async def run(args: DriverArgs) -> dict[str, Any]:
                     settings=EngineSettings(express_history=True),
                 )
                 await engine.start()
-                freeze_startup_heap()  # as `flowstate serve` does once it has started
+                tune_collector()  # as `flowstate serve` does once it has started
                 runner = Runner(engine, store, work, args.engine)
                 definition = work.definition
                 if args.mode == "fleet":

@@ -467,3 +467,20 @@ def test_run_with_db_refuses_a_machine_of_the_other_type(tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["run", flow, "--db", db, "--type", "EXPRESS"])
     assert result.exit_code == 1
     assert "is STANDARD, not EXPRESS" in result.output
+
+
+def test_tune_collector_freezes_the_startup_heap_and_raises_the_thresholds() -> None:
+    import gc
+
+    from flowstate.cli.serve import COLLECTOR_THRESHOLDS, tune_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert COLLECTOR_THRESHOLDS[0] > before[0]
+        # what the process holds now is out of the collector's sight
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -61,7 +61,8 @@ _EXITED_BY_REFERENCE = (
 _EXITED_RAW_HEAD = '{"%s":{"name":%s,"output":'
 _EXITED_RAW_TAIL = f',"outputDetails":{{"truncated":false}}}},"{RAW}":["output"]}}'.encode()
 _Fragment = orjson.Fragment
-_QUOTED: dict[str, str] = {}  # state name -> its JSON string
+_QUOTED: dict[str, str | None] = {}  # state name -> its JSON string (None: not printable)
+_EXIT_HEADS: dict[str, tuple[str | None, bytes]] = {}  # quoted name -> (details key, exit head)
 _MISSING = object()
 
 
@@ -74,9 +75,9 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     state = _Written()
     rows = []
     for event in events:
-        details = None
-        if event.details_key is not None and event.details is not None:
-            details = _encode(event, state)
+        details = event.details
+        if details is not None and event.details_key is not None:
+            details = _details(event, state, details)
         rows.append((event.id, event.previous_event_id, event.type, event.timestamp, details))
     return pack_chunk(rows, lambda index: _plain_text(events[index], state))
 
@@ -89,7 +90,7 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
         details = None
         if event.details_key is not None and event.details is not None:
             try:
-                details = _dumps(_encode(event, state)).decode()
+                details = _dumps(_details(event, state, event.details)).decode()
             except TypeError:
                 details = _plain_text(event, state)
         out.append(
@@ -134,6 +135,31 @@ class _Written:
         return _Fragment(self.text(value))
 
 
+def _details(event: HistoryEvent, state: _Written, details: Any) -> Any:
+    """The stored details of ``event`` (``details``: its details, not None)."""
+    if type(details) is tuple:  # a state's entry or exit, built lazily by the interpreter
+        kind, name, value = details
+        quoted = _quoted(name)
+        if quoted is not None:
+            if kind == "exited":
+                short = _exited(event, state, quoted, name, value)
+            else:
+                short = _entered(event, state, quoted, name, value)
+            if short is not None:
+                return short
+    return _encode(event, state)
+
+
+def _entered(event: HistoryEvent, state: _Written, quoted: str, name: str, value: Any) -> Any:
+    """A state's entry whose input an earlier event of the commit holds (the previous
+    state's output, nearly always), written in short; None when the general path writes it."""
+    target = state.where.get(id(value))
+    if target is None:
+        return None
+    state.entered[name] = value
+    return _Fragment(_ENTERED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1]))
+
+
 def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     """The stored details of ``event``: a document holding ``orjson.Fragment`` payloads, or
     (``stdlib``, for what orjson refuses) the same document as ASCII JSON text."""
@@ -141,20 +167,10 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     where = state.where
     payloads: dict[str, Any] = {}
     if type(details) is tuple and details[0] == "exited":  # a state's exit, built lazily
-        if not stdlib:
-            short = _exited(event, state, details[1], details[2])
-            if short is not None:
-                return short
         details = expand_details(details)
     if type(details) is tuple:  # a state's entry, built lazily by the interpreter
         _, name, value = details
         state.entered[name] = value
-        target = where.get(id(value))
-        if target is not None and not stdlib and name.isprintable():
-            # the previous state's output, in short
-            return _Fragment(
-                _ENTERED_BY_REFERENCE % (event.details_key, _quoted(name), target[0], target[1])
-            )
         body: dict[str, Any] = {"input": None, "inputDetails": _NOT_TRUNCATED, "name": name}
         payloads["input"] = value
     else:
@@ -200,29 +216,37 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
     return document
 
 
-def _quoted(name: str) -> str:
-    """``name`` as a JSON string (state names repeat: each is written once)."""
-    quoted = _QUOTED.get(name)
-    if quoted is None:
+def _quoted(name: str) -> str | None:
+    """``name`` as a JSON string, or None when it is not printable (the general path writes
+    those). State names repeat: each is written, and checked, once."""
+    quoted = _QUOTED.get(name, _MISSING)
+    if quoted is _MISSING:
         if len(_QUOTED) > 4096:
             _QUOTED.clear()
-        quoted = _QUOTED[name] = _dumps(name).decode()
-    return quoted
+        quoted = _QUOTED[name] = _dumps(name).decode() if name.isprintable() else None
+    return quoted  # type: ignore[return-value]
 
 
-def _exited(event: HistoryEvent, state: _Written, name: str, output: Any) -> Any:
-    """The stored details of a state's exit with no assigned variables, written straight
-    as text: the output by reference when an earlier event of the commit holds it, else
-    raw. None when the general path decides (an output that may be a patch of a large
-    input, a name or a value orjson does not write as ``dump_json`` would)."""
+def _exit_head(key: str | None, quoted: str) -> bytes:
+    """The start of a raw state exit's stored details, up to its output."""
+    head = _EXIT_HEADS.get(quoted)
+    if head is None or head[0] != key:
+        if len(_EXIT_HEADS) > 4096:
+            _EXIT_HEADS.clear()
+        head = _EXIT_HEADS[quoted] = (key, (_EXITED_RAW_HEAD % (key, quoted)).encode())
+    return head[1]
+
+
+def _exited(event: HistoryEvent, state: _Written, quoted: str, name: str, output: Any) -> Any:
+    """The stored details of a state's exit with no assigned variables (``quoted``: the
+    state's name as a JSON string), written straight as text: the output by reference when
+    an earlier event of the commit holds it, else raw. None when the general path decides (an
+    output that may be a patch of a large input, a value orjson does not write as
+    ``dump_json`` would)."""
     where = state.where
     target = where.get(id(output))
-    if not name.isprintable():
-        return None
     if target is not None:
-        return _Fragment(
-            _EXITED_BY_REFERENCE % (event.details_key, _quoted(name), target[0], target[1])
-        )
+        return _Fragment(_EXITED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1]))
     base = state.entered.get(name)
     if base is not None and state.sizes.get(id(base), 0) >= PATCH_FROM:
         return None
@@ -231,8 +255,7 @@ def _exited(event: HistoryEvent, state: _Written, name: str, output: Any) -> Any
         return None
     state.sizes[id(output)] = len(data)
     where[id(output)] = [event.id, "output"]
-    head = _EXITED_RAW_HEAD % (event.details_key, _quoted(name))
-    return _Fragment(head.encode() + data + _EXITED_RAW_TAIL)
+    return _Fragment(_exit_head(event.details_key, quoted) + data + _EXITED_RAW_TAIL)
 
 
 def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:

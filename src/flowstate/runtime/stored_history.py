@@ -62,7 +62,7 @@ _EXITED_RAW_HEAD = '{"%s":{"name":%s,"output":'
 _EXITED_RAW_TAIL = f',"outputDetails":{{"truncated":false}}}},"{RAW}":["output"]}}'.encode()
 _Fragment = orjson.Fragment
 _QUOTED: dict[str, str | None] = {}  # state name -> its JSON string (None: not printable)
-_EXIT_HEADS: dict[str, tuple[str | None, bytes]] = {}  # quoted name -> (details key, exit head)
+_EXIT_HEADS: dict[tuple[str | None, str], bytes] = {}  # (details key, quoted name) -> head
 _MISSING = object()
 
 
@@ -219,22 +219,22 @@ def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
 def _quoted(name: str) -> str | None:
     """``name`` as a JSON string, or None when it is not printable (the general path writes
     those). State names repeat: each is written, and checked, once."""
-    quoted = _QUOTED.get(name, _MISSING)
-    if quoted is _MISSING:
+    quoted = _QUOTED.get(name)
+    if quoted is None and name not in _QUOTED:
         if len(_QUOTED) > 4096:
             _QUOTED.clear()
         quoted = _QUOTED[name] = _dumps(name).decode() if name.isprintable() else None
-    return quoted  # type: ignore[return-value]
+    return quoted
 
 
 def _exit_head(key: str | None, quoted: str) -> bytes:
     """The start of a raw state exit's stored details, up to its output."""
-    head = _EXIT_HEADS.get(quoted)
-    if head is None or head[0] != key:
+    head = _EXIT_HEADS.get((key, quoted))
+    if head is None:
         if len(_EXIT_HEADS) > 4096:
             _EXIT_HEADS.clear()
-        head = _EXIT_HEADS[quoted] = (key, (_EXITED_RAW_HEAD % (key, quoted)).encode())
-    return head[1]
+        head = _EXIT_HEADS[key, quoted] = (_EXITED_RAW_HEAD % (key, quoted)).encode()
+    return head
 
 
 def _exited(event: HistoryEvent, state: _Written, quoted: str, name: str, output: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from test_engine import ACCOUNT, REGION, T0, deploy, request
 
 from flowstate.integrations.functions import FunctionRegistry
-from flowstate.runtime.clock import VirtualClock
+from flowstate.runtime.clock import RealClock, VirtualClock
 from flowstate.runtime.engine import Engine, EngineSettings
 from flowstate.storage import ExecutionDelta, StorageError, Store, open_store
 
@@ -29,6 +29,8 @@ TASK_THEN_WAIT = {
 
 class GatedStore:
     """A store whose commits wait while the gate is closed (a slow disk, on purpose)."""
+
+    blocking = True  # (so the engine calls it from its threads, as it would a disk)
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -122,6 +124,7 @@ def test_an_execution_the_interpreter_cannot_step_fails_with_states_runtime(
 def test_a_redrive_waits_for_stale_work_on_the_same_execution() -> None:
     async def main() -> None:
         store = open_store("memory:")
+        store.blocking = True  # its reads go to a thread, as a disk's do: one is slow below
         fail = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "c"}}}
         text = deploy(store, fail)
         engine = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))
@@ -217,7 +220,8 @@ def test_a_failed_reload_puts_the_work_and_its_callers_back() -> None:
 
         engine = Engine(
             store,
-            clock=VirtualClock(T0),
+            # (real time: a virtual clock would end the hour's Wait as soon as all is idle)
+            clock=RealClock(),
             functions=FunctionRegistry({"charge": charge}),
             settings=EngineSettings(cache_size=0),  # waiting executions leave memory
         )

@@ -129,7 +129,8 @@ def _evaluation_failed_details(
 
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 with milliseconds and ``Z``, as the context object shows times."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # (the time as given, offset left off; isoformat is twice as fast as strftime)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 class Execution:

@@ -40,7 +40,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +54,7 @@ from flowstate.interpreter.messages import (
     TaskSucceeded,
 )
 from flowstate.storage import ExecutionRecord, LeaseLost, Leases, StorageError, Store, TimerRecord
+from flowstate.storage.records import evolve
 
 __all__ = [
     "Cluster",
@@ -259,7 +260,7 @@ class Cluster:
     # --- the engine's questions ----------------------------------------------------------
 
     def stamp(self, record: ExecutionRecord) -> ExecutionRecord:
-        return replace(record, lease_owner=self.node_id, generation=1)
+        return evolve(record, lease_owner=self.node_id, generation=1)
 
     def owns(self, record: ExecutionRecord) -> bool:
         return record.lease_owner is not None and record.lease_owner == self.node_id

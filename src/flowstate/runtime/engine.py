@@ -258,6 +258,9 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowstate-commit")
         self._reader = ThreadPoolExecutor(2, thread_name_prefix="flowstate-read")
+        # A store that never waits on I/O (the in-memory one) is called on the loop: a hand-over
+        # to a thread and back costs more than its calls do.
+        self._store_on_loop = not store.blocking
         self._invoker: FunctionInvoker | None = None  # made on the loop, in start()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Calls finished on other threads, waiting for the loop (see _completed).
@@ -332,11 +335,15 @@ class Engine:
         return self._closing
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """The engine's own store reads: on the loop when the store never waits."""
+        if self._store_on_loop:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store read off the event loop (for the service's describe/list calls)."""
-        return await self._read(fn, *args)
+        """Run a store read off the event loop (for the service's describe/list calls; ``fn``
+        may be any work that waits, so it always goes to a reader thread)."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
 
     # --- API entry points ----------------------------------------------------------------
 
@@ -736,7 +743,10 @@ class Engine:
         deltas = tick.deltas
         while deltas:
             try:
-                await loop.run_in_executor(self._writer, self.store.commit, deltas)
+                if self._store_on_loop:
+                    self.store.commit(deltas)
+                else:
+                    await loop.run_in_executor(self._writer, self.store.commit, deltas)
                 if self._loading:
                     self._landings += 1
                     for delta in deltas:
@@ -1464,7 +1474,9 @@ class Engine:
             for arn, timer_id in self._mem_timers.pop_due(now):
                 self._enqueue(arn, TimerFired(timer_id))
                 fired += 1
-            due = await self._read(self.ownership.due_timers, now, 1000)
+            # (Always from a reader thread: under a virtual clock, an API call that is on its
+            # way, which reads the store from one too, lands before time jumps ahead.)
+            due = await self.read(self.ownership.due_timers, now, 1000)
             for timer in due:
                 key = (timer.execution_arn, timer.timer_id)
                 if key in self._firing:
@@ -1475,7 +1487,7 @@ class Engine:
             if fired:
                 await self._idle.wait()
                 continue
-            durable_next = await self._read(self.ownership.next_timer_at)
+            durable_next = await self.read(self.ownership.next_timer_at)
             candidates = [t for t in (durable_next, self._mem_timers.next_at()) if t is not None]
             next_at = min(candidates) if candidates else None
             if self.clock.is_virtual:

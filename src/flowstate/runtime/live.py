@@ -9,7 +9,7 @@ commit lands.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from flowstate.storage import (
     TaskRecord,
     TimerRecord,
 )
+from flowstate.storage.records import evolve
 
 __all__ = ["MAP_RUNS", "Live", "task_from_record", "task_record"]
 
@@ -207,7 +208,7 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
     if live.map_runs or changes.map_runs:
         data[MAP_RUNS] = {**live.map_runs, **changes.map_runs}
     snapshot = dump_json(data).encode()
-    record = _final_record(live, snapshot) if stopped else replace(live.record, snapshot=snapshot)
+    record = _final_record(live, snapshot) if stopped else evolve(live.record, snapshot=snapshot)
     return ExecutionDelta(
         live.arn,
         record,
@@ -226,7 +227,7 @@ def _final_record(live: Live, snapshot: bytes | None) -> ExecutionRecord:
     output = dump_json(execution.output) if execution.status == "SUCCEEDED" else None
     # AWS: a TIMED_OUT execution is described with neither error nor cause.
     timed_out = execution.status == "TIMED_OUT"
-    return replace(
+    return evolve(
         live.record,
         status=execution.status,
         output=output,

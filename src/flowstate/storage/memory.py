@@ -35,6 +35,7 @@ from flowstate.storage.records import (
     TaskRecord,
     TimerRecord,
     check_batch,
+    evolve,
 )
 from flowstate.storage.timestamps import micros
 from flowstate.storage.tokens import decode_token, encode_token
@@ -46,6 +47,8 @@ V = TypeVar("V")
 
 
 class MemoryStore(MemoryCatalog):
+    blocking = False  # nothing here waits on I/O: the engine calls it on its loop
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._machines: dict[str, StateMachineRecord] = {}
@@ -155,7 +158,7 @@ class MemoryStore(MemoryCatalog):
                 self._executions[arn] = row
             else:
                 assert previous is not None
-                self._executions[arn] = replace(
+                self._executions[arn] = evolve(
                     previous,
                     status=row.status,
                     output=row.output,

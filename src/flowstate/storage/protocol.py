@@ -1,7 +1,9 @@
 """The one interface every backend implements (memory, SQLite, PostgreSQL).
 
 Synchronous by design: every call is a short indexed statement or one batched transaction, and
-the runtime calls it from a worker thread so the event loop never blocks on the disk.
+the runtime calls it from a worker thread so the event loop never blocks on the disk — unless
+the store says its calls never wait (``blocking = False``, the in-memory store): those are
+made on the loop, where a thread hand-over would cost more than the call.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = ["Store"]
 
 
 class Store(CatalogStore, Protocol):
+    blocking: bool  # whether a call may wait on I/O (a disk, a server)
+
     # --- state machines -------------------------------------------------------------------
 
     def create_state_machine(self, machine: StateMachineRecord) -> None:

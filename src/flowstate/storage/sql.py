@@ -332,6 +332,8 @@ class _BatchRows:
 class SQLStore(SQLCatalog):
     """``Store`` over a DB-API connection. Subclasses provide the connections."""
 
+    blocking = True
+
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         q = dialect.sql

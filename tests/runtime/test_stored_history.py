@@ -340,3 +340,63 @@ def test_an_exit_whose_assigned_text_orjson_refuses_reads_back_exactly() -> None
     assert decode_events(unpack_chunk(chunk.body), no_fetch) == expected(events)
     records = encode_events(events)
     assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_a_chunk_writes_each_state_payload_once_and_reads_back_exactly() -> None:
+    """A chain's entries and exits are short rows into the chunk's shared payloads: each
+    document is written once, however many events hold it."""
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    events = chain(40, padding=300)  # under the patch threshold
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    body = json.loads(chunk.body)
+    rows = {row[0]: row for row in body["events"]}
+    states = [e for e in events if e.type in ("PassStateEntered", "PassStateExited")]
+    # (the first state's input is the execution's: ExecutionStarted holds it, by reference)
+    assert rows[states[0].id][4][REF] == {"input": [1, "input"]}
+    assert all(isinstance(rows[e.id][4], list) for e in states[1:])
+    assert len(body["shared"]) == 40  # the 40 outputs
+    assert chunk.body.count("x" * 300) == 41
+    records = unpack_chunk(chunk.body)
+    assert decode_events(records, no_fetch) == expected(events)
+    # The first holder of a shared payload holds it raw; the others refer to it.
+    stored = {r.id: json.loads(r.details or "null") for r in records}
+    first_exit = next(e for e in states if e.type == "PassStateExited")
+    second_entry = next(e for e in states if e.type == "PassStateEntered" and e.id > first_exit.id)
+    assert stored[first_exit.id][RAW] == ["output"]
+    assert stored[second_entry.id][REF] == {"input": [first_exit.id, "output"]}
+
+
+def test_a_growing_document_in_a_chunk_is_stored_as_patches() -> None:
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    events = chain(100)
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    records = unpack_chunk(chunk.body)
+    patched = sum(PATCH in json.loads(r.details or "{}") for r in records)
+    assert patched >= 100 - 100 // MAX_PATCH_CHAIN - 2
+    # (100 outputs of 5 KB written whole would be 500 KB)
+    assert len(chunk.body) < 5000 * (100 // MAX_PATCH_CHAIN + 3) + 60_000
+    assert decode_events(records, no_fetch) == expected(events)
+
+
+def test_a_chunk_written_before_shared_payloads_reads_back() -> None:
+    """flowstate 0.1's chunk body: the array of events alone, every details an object."""
+    from flowstate.storage.chunks import unpack_chunk
+    from flowstate.storage.timestamps import micros
+
+    events = run({"items": [1, 2], "doc": "é"})
+    records = encode_events(events)
+    old_body = json.dumps(
+        [
+            [r.id, r.previous_event_id, r.type, micros(r.timestamp), json.loads(r.details)]
+            if r.details
+            else [r.id, r.previous_event_id, r.type, micros(r.timestamp), None]
+            for r in records
+        ]
+    )
+    assert decode_events(unpack_chunk(old_body), no_fetch) == expected(events)

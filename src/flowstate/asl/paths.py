@@ -276,7 +276,7 @@ def _put(node: Any, keys: tuple[str | int, ...], i: int, value: Any) -> Any:
     key = keys[i]
     last = i == len(keys) - 1
     if isinstance(key, str):
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and not isinstance(node, Mapping):  # (the ABC check is slow)
             raise _Conflict
         copy = dict(node)
         if last:

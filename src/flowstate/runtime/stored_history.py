@@ -26,25 +26,26 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from flowstate.interpreter.history import (
+    ORJSON_STRICT,
     HistoryEvent,
     Payload,
     dump_json,
     expand_details,
+    has_non_finite,
     orjson_bytes,
     render_payloads,
 )
 from flowstate.storage import EventRecord, HistoryChunk
-from flowstate.storage.chunks import pack_chunk
+from flowstate.storage.chunks import RAW, REF, pack_chunk
 
 __all__ = ["decode_events", "encode_chunk", "encode_events"]
 
-RAW = "~raw"
-REF = "~ref"
 PATCH = "~patch"
 MAX_PATCH_CHAIN = 32
 PATCH_FROM = 4096  # bytes of JSON: a smaller input is written again rather than patched
@@ -58,11 +59,8 @@ _EXITED_BY_REFERENCE = (
     '{"%s":{"name":%s,"output":null,"outputDetails":{"truncated":false}},'
     + f'"{REF}":{{"output":[%d,"%s"]}}}}'
 )
-_EXITED_RAW_HEAD = '{"%s":{"name":%s,"output":'
-_EXITED_RAW_TAIL = f',"outputDetails":{{"truncated":false}}}},"{RAW}":["output"]}}'.encode()
 _Fragment = orjson.Fragment
 _QUOTED: dict[str, str | None] = {}  # state name -> its JSON string (None: not printable)
-_EXIT_HEADS: dict[tuple[str | None, str], bytes] = {}  # (details key, quoted name) -> head
 _MISSING = object()
 
 
@@ -73,13 +71,17 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     if not events:
         return None
     state = _Written()
-    rows = []
+    state.shared = []
+    rows: list[tuple[int, int, str, datetime, Any]] = []
+    append = rows.append
     for event in events:
         details = event.details
         if details is not None and event.details_key is not None:
-            details = _details(event, state, details)
-        rows.append((event.id, event.previous_event_id, event.type, event.timestamp, details))
-    return pack_chunk(rows, lambda index: _plain_text(events[index], state))
+            short = _short(event, state, details) if type(details) is tuple else None
+            details = short if short is not None else _encode(event, state)
+        append((event.id, event.previous_event_id, event.type, event.timestamp, details))
+    shared = b"[" + b",".join(state.shared) + b"]"
+    return pack_chunk(rows, lambda index: _plain_text(events[index], state), shared)
 
 
 def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
@@ -90,7 +92,7 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
         details = None
         if event.details_key is not None and event.details is not None:
             try:
-                details = _dumps(_details(event, state, event.details)).decode()
+                details = _dumps(_encode(event, state)).decode()
             except TypeError:
                 details = _plain_text(event, state)
         out.append(
@@ -102,9 +104,13 @@ def encode_events(events: Sequence[HistoryEvent]) -> list[EventRecord]:
 class _Written:
     """What the events encoded so far (one execution, one commit) hold."""
 
-    __slots__ = ("depth", "entered", "sizes", "texts", "where")
+    __slots__ = ("depth", "entered", "index", "shared", "sizes", "texts", "where")
 
     def __init__(self) -> None:
+        # The JSON of the chunk's shared payloads (None: each is written in its event's
+        # details, as for ``encode_events``), and id(payload) -> its place there.
+        self.shared: list[bytes] | None = None
+        self.index: dict[int, int] = {}
         self.where: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
         self.texts: dict[int, str] = {}  # id(payload) -> its JSON text
         self.depth: dict[int, int] = {}  # id(payload) -> patches to apply to read it
@@ -135,29 +141,47 @@ class _Written:
         return _Fragment(self.text(value))
 
 
-def _details(event: HistoryEvent, state: _Written, details: Any) -> Any:
-    """The stored details of ``event`` (``details``: its details, not None)."""
-    if type(details) is tuple:  # a state's entry or exit, built lazily by the interpreter
-        kind, name, value = details
+def _short(event: HistoryEvent, state: _Written, details: tuple[str, str, Any]) -> Any:
+    """A state's entry or exit (``details``: the interpreter's lazy form, no assigned
+    variables) written in short: its payload as a place in the chunk's shared payloads, or
+    by reference to the earlier event of the commit whose own details hold it. None when the
+    general path writes it: an exit that may be a patch of a large input, a payload orjson
+    does not write as ``dump_json`` would, a name that is not printable."""
+    kind, name, value = details
+    key = id(value)
+    at = state.index.get(key)
+    if kind == "entered":
+        state.entered[name] = value
+        if at is not None:  # (nearly always: the previous state's output)
+            return [event.details_key, name, "input", at]
+        member = "input"
+    else:
+        if at is not None:
+            return [event.details_key, name, "output", at]
+        base = state.entered.get(name)
+        if base is not None and state.sizes.get(id(base), 0) >= PATCH_FROM:
+            return None
+        member = "output"
+    target = state.where.get(key)
+    if target is not None:  # an earlier event's own details hold it
         quoted = _quoted(name)
-        if quoted is not None:
-            if kind == "exited":
-                short = _exited(event, state, quoted, name, value)
-            else:
-                short = _entered(event, state, quoted, name, value)
-            if short is not None:
-                return short
-    return _encode(event, state)
-
-
-def _entered(event: HistoryEvent, state: _Written, quoted: str, name: str, value: Any) -> Any:
-    """A state's entry whose input an earlier event of the commit holds (the previous
-    state's output, nearly always), written in short; None when the general path writes it."""
-    target = state.where.get(id(value))
-    if target is None:
+        if quoted is None:
+            return None
+        text = _ENTERED_BY_REFERENCE if member == "input" else _EXITED_BY_REFERENCE
+        return _Fragment(text % (event.details_key, quoted, target[0], target[1]))
+    try:
+        data = _dumps(value, option=ORJSON_STRICT)
+    except TypeError:
         return None
-    state.entered[name] = value
-    return _Fragment(_ENTERED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1]))
+    if b"null" in data and has_non_finite(value):
+        return None
+    shared = state.shared
+    assert shared is not None
+    state.sizes[key] = len(data)
+    at = state.index[key] = len(shared)
+    shared.append(data)
+    state.where[key] = [event.id, member]
+    return [event.details_key, name, member, at]
 
 
 def _encode(event: HistoryEvent, state: _Written, stdlib: bool = False) -> Any:
@@ -225,37 +249,6 @@ def _quoted(name: str) -> str | None:
             _QUOTED.clear()
         quoted = _QUOTED[name] = _dumps(name).decode() if name.isprintable() else None
     return quoted
-
-
-def _exit_head(key: str | None, quoted: str) -> bytes:
-    """The start of a raw state exit's stored details, up to its output."""
-    head = _EXIT_HEADS.get((key, quoted))
-    if head is None:
-        if len(_EXIT_HEADS) > 4096:
-            _EXIT_HEADS.clear()
-        head = _EXIT_HEADS[key, quoted] = (_EXITED_RAW_HEAD % (key, quoted)).encode()
-    return head
-
-
-def _exited(event: HistoryEvent, state: _Written, quoted: str, name: str, output: Any) -> Any:
-    """The stored details of a state's exit with no assigned variables (``quoted``: the
-    state's name as a JSON string), written straight as text: the output by reference when
-    an earlier event of the commit holds it, else raw. None when the general path decides (an
-    output that may be a patch of a large input, a value orjson does not write as
-    ``dump_json`` would)."""
-    where = state.where
-    target = where.get(id(output))
-    if target is not None:
-        return _Fragment(_EXITED_BY_REFERENCE % (event.details_key, quoted, target[0], target[1]))
-    base = state.entered.get(name)
-    if base is not None and state.sizes.get(id(base), 0) >= PATCH_FROM:
-        return None
-    data = orjson_bytes(output) if id(output) not in state.texts else None
-    if data is None:
-        return None
-    state.sizes[id(output)] = len(data)
-    where[id(output)] = [event.id, "output"]
-    return _Fragment(_exit_head(event.details_key, quoted) + data + _EXITED_RAW_TAIL)
 
 
 def _patch(state: _Written, name: Any, output: Any) -> list[Any] | None:

@@ -4,13 +4,21 @@ A commit of a Standard execution adds a run of consecutive events (a chain of pu
 adds hundreds). Written one row each, the rows cost more to bind and insert than the states
 cost to run; written as one row per commit, the cost is one insert and one JSON encoding.
 
-A chunk's body is a JSON array, one member per event in id order::
+A chunk's body is a JSON object, its events in id order::
 
-    [[id, previous_event_id, type, timestamp_micros, details-object-or-null], ...]
+    {"shared": [payload, ...],
+     "events": [[id, previous_event_id, type, timestamp_micros, details], ...]}
 
-``details`` is the event's stored details object (the runtime's encoding, see
-``flowstate.runtime.stored_history``); readers get each event back as an ``EventRecord``
-whose ``details`` is that object as JSON text, exactly what a one-row-per-event store holds.
+``details`` is null, the event's stored details object (the runtime's encoding, see
+``flowstate.runtime.stored_history``), or, for the common events whose details are one
+payload and a name (a state's entry or exit), ``[details key, name, member, index]``: the
+payload is ``shared[index]``, written once however many events hold it. Readers get each
+event back as an ``EventRecord`` whose ``details`` is the stored details object as JSON text,
+exactly what a one-row-per-event store holds: the first event that holds a shared payload
+holds it raw (``"~raw"``), the later ones by reference to it (``"~ref"``).
+
+Written before flowstate 0.2 and still read: a body that is the array of events alone, every
+``details`` an object.
 """
 
 from __future__ import annotations
@@ -25,15 +33,21 @@ import orjson
 from flowstate.storage.records import EventRecord, HistoryChunk
 from flowstate.storage.timestamps import from_micros, micros
 
-__all__ = ["HistoryChunk", "pack_chunk", "unpack_chunk"]
+__all__ = ["RAW", "REF", "HistoryChunk", "pack_chunk", "unpack_chunk"]
+
+RAW = "~raw"  # stored details: the members that hold their payload itself
+REF = "~ref"  # stored details: member -> [event id, member of that event] holding its payload
+_NOT_TRUNCATED = {"truncated": False}
 
 
 def pack_chunk(
     events: Sequence[tuple[int, int, str, datetime, Any]],
     plain: Callable[[int], str],
+    shared: bytes | None = None,
 ) -> HistoryChunk:
     """One chunk of ``(id, previous_event_id, type, timestamp, details)`` in id order, where
-    ``details`` is None, JSON-compatible data or an ``orjson.Fragment``.
+    ``details`` is None, JSON-compatible data, an ``orjson.Fragment``, or ``[details key,
+    name, member, index]`` into ``shared`` (the JSON text of the shared payloads).
 
     An event whose details orjson refuses (a lone surrogate, an integer beyond 64 bits) is
     written as ``plain(index)``: JSON text, ASCII only, that stands for the same details."""
@@ -41,9 +55,11 @@ def pack_chunk(
     rows = []
     last_moment: datetime | None = None
     stamp = 0
-    for index, (event_id, previous, kind, moment, details) in enumerate(events):
-        if event_id != first + index:
+    expected = first
+    for event_id, previous, kind, moment, details in events:
+        if event_id != expected:
             raise ValueError(f"history chunk ids are not consecutive: {first}.., {event_id}")
+        expected += 1
         if moment is not last_moment:  # (a commit's events mostly share one instant)
             stamp, last_moment = micros(moment), moment
         rows.append([event_id, previous, kind, stamp, details])
@@ -56,19 +72,41 @@ def pack_chunk(
             except TypeError:
                 row[4] = orjson.Fragment(plain(index))
         body = orjson.dumps(rows)
-    return HistoryChunk(first, first + len(rows) - 1, body.decode())
+    text = b'{"shared":' + (shared or b"[]") + b',"events":' + body + b"}"
+    return HistoryChunk(first, first + len(rows) - 1, text.decode())
 
 
 def unpack_chunk(body: str | bytes) -> list[EventRecord]:
     """The events of a chunk's body, in id order."""
     try:
-        rows = orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError:  # a lone surrogate, written escaped: the stdlib reads it
-        rows = json.loads(body)
+        data = json.loads(body)
+    if type(data) is list:  # (the body of a chunk written before shared payloads)
+        rows, shared = data, []
+    else:
+        rows, shared = data["events"], data["shared"]
+    first_holder: dict[int, list[Any]] = {}  # shared index -> [event id, member]
     events = []
     for event_id, previous, kind, moment, details in rows:
+        if type(details) is list:
+            details = _expand(event_id, details, shared, first_holder)
         events.append(EventRecord(event_id, previous, kind, from_micros(moment), _text(details)))
     return events
+
+
+def _expand(
+    event_id: int, short: list[Any], shared: list[Any], first_holder: dict[int, list[Any]]
+) -> dict[str, Any]:
+    """The stored details object of a short ``[details key, name, member, index]``."""
+    key, name, member, index = short
+    body = {member: None, member + "Details": _NOT_TRUNCATED, "name": name}
+    holder = first_holder.get(index)
+    if holder is None:
+        first_holder[index] = [event_id, member]
+        body[member] = shared[index]
+        return {key: dict(sorted(body.items())), RAW: [member]}
+    return {key: dict(sorted(body.items())), REF: {member: holder}}
 
 
 def _text(details: Any) -> str | None:

@@ -1199,3 +1199,13 @@ def test_stop_requested_aborts_and_cancels_pending_work() -> None:
     # Nothing happens after the end.
     assert execution.step(TaskSucceeded(task.task_id, 1), T + timedelta(seconds=2)) == []
     assert execution.events[-1].type == "ExecutionAborted"
+
+
+@pytest.mark.parametrize("extra", [{}, {"ResultPath": "$.r", "OutputPath": "$.r"}])
+def test_a_pass_result_over_the_quota_fails_the_state(run: Any, extra: dict[str, Any]) -> None:
+    over = run(_pass_machine({"Result": {"big": "é" * 140_000}, **extra}), {})
+    assert (over.status, over.error) == ("FAILED", "States.DataLimitExceeded")
+    assert "The state/task 'S' returned a result" in (over.cause or "")
+    # measured exactly: 200 KB is over the parse-time margin, and under the quota itself
+    under = run(_pass_machine({"Result": {"big": "x" * 200_000}, **extra}), {})
+    assert len(_out(under)["big"]) == 200_000

@@ -131,6 +131,7 @@ class State:
 class PassState(State):
     has_result: bool = False
     result: Any = None
+    result_size: int = 0  # the length of Result's JSON text (its quota is checked if large)
     parameters: Evaluable | None = None
     result_path: ReferencePath | None = None
     result_path_is_null: bool = False

@@ -272,6 +272,16 @@ _STATE_CLASSES: dict[str, type[State]] = {
 }
 
 
+def _json_size(value: Any) -> int:
+    """The length of ``value``'s JSON text in UTF-8 (a value JSON cannot hold: too large to
+    say, so that the quota check measures it)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return 1 << 62
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 class _Builder:
     """Builds the model from a structurally valid document, compiling dynamic fields.
 
@@ -380,6 +390,8 @@ class _Builder:
         if "Result" in state:
             fields["has_result"] = True
             fields["result"] = state["Result"]
+            if state.get("Type") == "Pass":
+                fields["result_size"] = _json_size(state["Result"])
         for name, (literal, _) in _EXPRESSION_FIELDS.items():
             if name in state:
                 fields[literal] = state[name]

@@ -242,19 +242,11 @@ def check_assigned_size(assigned: Mapping[str, Any]) -> None:
         )
 
 
-# id(state) -> (state, too large?): the state is kept so that its id cannot be reused.
-_CONSTANT_TOO_LARGE: dict[int, tuple[Any, bool]] = {}
-
-
 def check_constant_size(state: Any) -> None:
-    """The quota on a Pass state's literal ``Result``, measured once per state."""
-    cached = _CONSTANT_TOO_LARGE.get(id(state))
-    if cached is None or cached[0] is not state:
-        cached = _CONSTANT_TOO_LARGE[id(state)] = (
-            state,
-            _exceeds(state.result, MAX_PAYLOAD_BYTES),
-        )
-    if cached[1]:
+    """The quota on a Pass state's literal ``Result``, measured exactly only when the size
+    taken at parse time says it may be over (within a margin: the two encoders may write a
+    number differently)."""
+    if state.result_size > MAX_PAYLOAD_BYTES // 2:
         check_size(state.result, state.name)
 
 

@@ -32,12 +32,10 @@ from typing import Any
 import orjson
 
 from flowstate.interpreter.history import (
-    ORJSON_STRICT,
     HistoryEvent,
     Payload,
     dump_json,
     expand_details,
-    has_non_finite,
     orjson_bytes,
     render_payloads,
 )
@@ -71,7 +69,6 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     if not events:
         return None
     state = _Written()
-    state.shared = []
     rows: list[tuple[int, int, str, datetime, Any]] = []
     append = rows.append
     for event in events:
@@ -107,9 +104,8 @@ class _Written:
     __slots__ = ("depth", "entered", "index", "shared", "sizes", "texts", "where")
 
     def __init__(self) -> None:
-        # The JSON of the chunk's shared payloads (None: each is written in its event's
-        # details, as for ``encode_events``), and id(payload) -> its place there.
-        self.shared: list[bytes] | None = None
+        # The JSON of the chunk's shared payloads, and id(payload) -> its place there.
+        self.shared: list[bytes] = []
         self.index: dict[int, int] = {}
         self.where: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
         self.texts: dict[int, str] = {}  # id(payload) -> its JSON text
@@ -146,7 +142,7 @@ def _short(event: HistoryEvent, state: _Written, details: tuple[str, str, Any]) 
     variables) written in short: its payload as a place in the chunk's shared payloads, or
     by reference to the earlier event of the commit whose own details hold it. None when the
     general path writes it: an exit that may be a patch of a large input, a payload orjson
-    does not write as ``dump_json`` would, a name that is not printable."""
+    does not write as ``dump_json`` would, a reference under a name that is not printable."""
     kind, name, value = details
     key = id(value)
     at = state.index.get(key)
@@ -169,14 +165,10 @@ def _short(event: HistoryEvent, state: _Written, details: tuple[str, str, Any]) 
             return None
         text = _ENTERED_BY_REFERENCE if member == "input" else _EXITED_BY_REFERENCE
         return _Fragment(text % (event.details_key, quoted, target[0], target[1]))
-    try:
-        data = _dumps(value, option=ORJSON_STRICT)
-    except TypeError:
-        return None
-    if b"null" in data and has_non_finite(value):
+    data = orjson_bytes(value)
+    if data is None:
         return None
     shared = state.shared
-    assert shared is not None
     state.sizes[key] = len(data)
     at = state.index[key] = len(shared)
     shared.append(data)

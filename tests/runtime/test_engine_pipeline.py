@@ -307,3 +307,38 @@ def test_an_express_end_whose_commit_failed_is_written_again() -> None:
         await engine.stop()
 
     asyncio.run(main())
+
+
+def test_an_in_memory_store_is_read_and_committed_on_the_loop() -> None:
+    """The in-memory store never waits: no thread hand-over for its commits and reads; a
+    store that may wait (``blocking``) is committed from the writer thread."""
+
+    class Recording:
+        def __init__(self, store: Store, blocking: bool) -> None:
+            self.store = store
+            self.blocking = blocking
+            self.threads: set[str] = set()
+
+        def commit(self, batch: Sequence[ExecutionDelta]) -> None:
+            self.threads.add(threading.current_thread().name)
+            self.store.commit(batch)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.store, name)
+
+    async def main(blocking: bool) -> set[str]:
+        store = Recording(open_store("memory:"), blocking)
+        text = deploy(store.store, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+        engine = Engine(store, clock=VirtualClock(T0), functions=FunctionRegistry({}))  # type: ignore[arg-type]
+        await engine.start()
+        start = request(text, 1)
+        await engine.start_execution(start)
+        await engine.wait_stopped(start.arn)
+        row = store.get_execution(start.arn)
+        assert row is not None and row.status == "SUCCEEDED"
+        await engine.stop()
+        return store.threads
+
+    assert asyncio.run(main(blocking=False)) == {threading.main_thread().name}
+    threads = asyncio.run(main(blocking=True))
+    assert threads and all(name.startswith("flowstate-commit") for name in threads)

@@ -400,3 +400,46 @@ def test_a_chunk_written_before_shared_payloads_reads_back() -> None:
         ]
     )
     assert decode_events(unpack_chunk(old_body), no_fetch) == expected(events)
+
+
+def test_small_payloads_are_written_at_once_exactly_as_one_by_one() -> None:
+    """The one-call encoding of a chunk writes the body the payload-by-payload one writes."""
+    from flowstate.runtime.stored_history import _chunk_at_once, _chunk_each
+    from flowstate.storage.chunks import unpack_chunk
+
+    for events in (run({"items": [3, 4], "small": 'é "q" \u2028'}), chain(40, padding=300)):
+        fast = _chunk_at_once(events)
+        assert fast is not None
+        assert fast == _chunk_each(events)
+        assert decode_events(unpack_chunk(fast.body), no_fetch) == expected(events)
+
+
+def test_a_chunk_is_written_payload_by_payload_when_one_call_cannot_tell() -> None:
+    """NaN (which orjson writes as null), text orjson refuses, a large first payload (its exits
+    may be patches): the one-call encoding declines and the chunk is written as before."""
+    from flowstate.runtime.stored_history import _chunk_at_once, encode_chunk
+
+    def entered(value: Any, name: str = "S") -> list[HistoryEvent]:
+        return [
+            HistoryEvent(
+                1,
+                0,
+                "PassStateEntered",
+                T0,
+                "stateEnteredEventDetails",
+                ("entered", name, {"a": 1}),
+            ),
+            HistoryEvent(
+                2, 1, "PassStateExited", T0, "stateExitedEventDetails", ("exited", name, value)
+            ),
+        ]
+
+    assert _chunk_at_once(entered({"b": None})) is not None  # a null alone is no NaN
+    assert _chunk_at_once(entered({"b": [1.5, float("nan")]})) is None
+    assert _chunk_at_once(entered({"b": float("inf")})) is None
+    assert _chunk_at_once(entered({"b": "\ud800"})) is None  # a lone surrogate
+    assert _chunk_at_once(entered({"b": 1}, name="S\x00")) is not None  # a name in a row
+    assert _chunk_at_once(entered({"b": 2**70})) is None  # beyond 64 bits
+    big = chain(3)  # a first payload of 5 KB
+    assert _chunk_at_once(big) is None
+    assert encode_chunk(big) is not None

@@ -154,6 +154,9 @@ class Execution:
         self.record_history = record_history
         self.events: list[HistoryEvent] = []
         self.event_count = 0
+        # MapRunStarted events among ``events`` (the runtime writes a map run row for each;
+        # it looks for them only when there are some).
+        self.map_runs_started = 0
         self.status = "RUNNING"
         self.output: Any = None
         self.error: str | None = None

@@ -255,6 +255,7 @@ def run_map(execution: Execution, frame: Frame, state: MapState) -> None:
         execution.emit(
             frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": fan.map_run_arn}
         )
+        execution.map_runs_started += 1
     if not items:
         _map_done(execution, frame, frame.last_event_id)
         return

@@ -179,11 +179,14 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
         record = _final_record(live, snapshot=None)
         return ExecutionDelta(live.arn, record)
     history = encode_chunk(execution.events)
-    map_runs = [
-        MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
-        for e in execution.events
-        if e.type == "MapRunStarted" and isinstance(e.details, dict)
-    ]
+    map_runs: list[MapRunRecord] = []
+    if execution.map_runs_started:
+        map_runs = [
+            MapRunRecord(live.arn, e.details["mapRunArn"], e.timestamp)
+            for e in execution.events
+            if e.type == "MapRunStarted" and isinstance(e.details, dict)
+        ]
+        execution.map_runs_started = 0
     execution.events.clear()
     timers_removed = set(changes.timers_removed)
     tasks_removed = set(changes.tasks_removed)

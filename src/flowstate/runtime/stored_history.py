@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 
 from flowstate.interpreter.history import (
+    ORJSON_STRICT,
     HistoryEvent,
     Payload,
     dump_json,
@@ -58,6 +60,7 @@ _EXITED_BY_REFERENCE = (
     + f'"{REF}":{{"output":[%d,"%s"]}}}}'
 )
 _Fragment = orjson.Fragment
+_find_null = re.compile(b"null").search
 _QUOTED: dict[str, str | None] = {}  # state name -> its JSON string (None: not printable)
 _MISSING = object()
 
@@ -68,6 +71,91 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     them as immutable, and the caller keeps ``events`` alive while this runs."""
     if not events:
         return None
+    chunk = _chunk_at_once(events)
+    return chunk if chunk is not None else _chunk_each(events)
+
+
+class _Refused(Exception):
+    """orjson refused an event's details: the chunk is written by ``_chunk_each``."""
+
+
+def _refuse(index: int) -> str:
+    raise _Refused
+
+
+def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
+    """The chunk with every shared payload written by one orjson call (no call, and no NaN
+    check, per payload); None when ``_chunk_each`` must write it: a payload orjson refuses or
+    would write as ``dump_json`` would not (NaN, an infinity), a name that is not printable,
+    or large payloads (a state's output may then be stored as a patch of its input).
+
+    The body is the same as ``_chunk_each`` writes for these events, except that an exit is
+    never a patch (each payload here is under ``PATCH_FROM / 2`` bytes on average)."""
+    state = _Written()
+    values: list[Any] = []  # the shared payloads, in the order of their first holder
+    index, where = state.index, state.where
+    rows: list[tuple[int, int, str, datetime, Any]] = []
+    append = rows.append
+    for event in events:
+        details = event.details
+        if details is not None and event.details_key is not None:
+            if type(details) is tuple:
+                kind, name, value = details
+                member = "input" if kind == "entered" else "output"
+                key = id(value)
+                at = index.get(key)
+                if at is None:
+                    target = where.get(key)
+                    if target is not None:  # an earlier event's own details hold it
+                        quoted = _quoted(name)
+                        if quoted is None:
+                            return None
+                        text = _ENTERED_BY_REFERENCE if kind == "entered" else _EXITED_BY_REFERENCE
+                        details = _Fragment(text % (event.details_key, quoted, *target))
+                        append(
+                            (
+                                event.id,
+                                event.previous_event_id,
+                                event.type,
+                                event.timestamp,
+                                details,
+                            )
+                        )
+                        continue
+                    at = index[key] = len(values)
+                    if not at and not _small(value):  # (the first tells: no second try)
+                        return None
+                    values.append(value)
+                    where[key] = [event.id, member]
+                details = [event.details_key, name, member, at]
+            else:
+                details = _encode(event, state)
+        append((event.id, event.previous_event_id, event.type, event.timestamp, details))
+    try:
+        shared = _dumps(values, option=ORJSON_STRICT)
+    except TypeError:
+        return None
+    if len(shared) >= PATCH_FROM // 2 * len(values) > 0:
+        return None
+    # orjson writes NaN and the infinities as null: read back, such a payload differs.
+    if _find_null(shared) is not None and orjson.loads(shared) != values:
+        return None
+    try:
+        return pack_chunk(rows, _refuse, shared)
+    except _Refused:
+        return None
+
+
+def _small(value: Any) -> bool:
+    try:
+        return len(_dumps(value, option=ORJSON_STRICT)) < PATCH_FROM // 2
+    except TypeError:
+        return False
+
+
+def _chunk_each(events: Sequence[HistoryEvent]) -> HistoryChunk:
+    """The chunk, each payload written (and checked) on its own; exits of large inputs as
+    patches where they are one."""
     state = _Written()
     rows: list[tuple[int, int, str, datetime, Any]] = []
     append = rows.append

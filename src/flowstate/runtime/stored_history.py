@@ -98,39 +98,31 @@ def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     append = rows.append
     for event in events:
         details = event.details
+        stored: Any = details
         if details is not None and event.details_key is not None:
             if type(details) is tuple:
                 kind, name, value = details
                 member = "input" if kind == "entered" else "output"
                 key = id(value)
                 at = index.get(key)
-                if at is None:
-                    target = where.get(key)
-                    if target is not None:  # an earlier event's own details hold it
-                        quoted = _quoted(name)
-                        if quoted is None:
-                            return None
-                        text = _ENTERED_BY_REFERENCE if kind == "entered" else _EXITED_BY_REFERENCE
-                        details = _Fragment(text % (event.details_key, quoted, *target))
-                        append(
-                            (
-                                event.id,
-                                event.previous_event_id,
-                                event.type,
-                                event.timestamp,
-                                details,
-                            )
-                        )
-                        continue
-                    at = index[key] = len(values)
-                    if not at and not _small(value):  # (the first tells: no second try)
+                target = where.get(key) if at is None else None
+                if target is not None:  # an earlier event's own details hold it
+                    quoted = _quoted(name)
+                    if quoted is None:
                         return None
-                    values.append(value)
-                    where[key] = [event.id, member]
-                details = [event.details_key, name, member, at]
+                    text = _ENTERED_BY_REFERENCE if kind == "entered" else _EXITED_BY_REFERENCE
+                    stored = _Fragment(text % (event.details_key, quoted, *target))
+                else:
+                    if at is None:
+                        at = index[key] = len(values)
+                        if not at and not _small(value):  # (the first tells: no second try)
+                            return None
+                        values.append(value)
+                        where[key] = [event.id, member]
+                    stored = [event.details_key, name, member, at]
             else:
-                details = _encode(event, state)
-        append((event.id, event.previous_event_id, event.type, event.timestamp, details))
+                stored = _encode(event, state)
+        append((event.id, event.previous_event_id, event.type, event.timestamp, stored))
     try:
         shared = _dumps(values, option=ORJSON_STRICT)
     except TypeError:

@@ -42,7 +42,8 @@ from flowstate.interpreter.history import (
     render_payloads,
 )
 from flowstate.storage import EventRecord, HistoryChunk
-from flowstate.storage.chunks import RAW, REF, pack_chunk
+from flowstate.storage.chunks import RAW, REF, pack_chunk, pack_rows
+from flowstate.storage.timestamps import micros
 
 __all__ = ["decode_events", "encode_chunk", "encode_events"]
 
@@ -75,14 +76,6 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     return chunk if chunk is not None else _chunk_each(events)
 
 
-class _Refused(Exception):
-    """orjson refused an event's details: the chunk is written by ``_chunk_each``."""
-
-
-def _refuse(index: int) -> str:
-    raise _Refused
-
-
 def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     """The chunk with every shared payload written by one orjson call (no call, and no NaN
     check, per payload); None when ``_chunk_each`` must write it: a payload orjson refuses or
@@ -94,9 +87,16 @@ def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     state = _Written()
     values: list[Any] = []  # the shared payloads, in the order of their first holder
     index, where = state.index, state.where
-    rows: list[tuple[int, int, str, datetime, Any]] = []
+    if events[-1].id - events[0].id != len(events) - 1:
+        return None  # (not consecutive: ``pack_chunk`` says so)
+    rows: list[list[Any]] = []
     append = rows.append
+    last_moment: datetime | None = None
+    stamp = 0
     for event in events:
+        if event.timestamp is not last_moment:  # (a commit's events mostly share one instant)
+            last_moment = event.timestamp
+            stamp = micros(last_moment)
         details = event.details
         stored: Any = details
         if details is not None and event.details_key is not None:
@@ -122,7 +122,7 @@ def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
                     stored = [event.details_key, name, member, at]
             else:
                 stored = _encode(event, state)
-        append((event.id, event.previous_event_id, event.type, event.timestamp, stored))
+        append([event.id, event.previous_event_id, event.type, stamp, stored])
     try:
         shared = _dumps(values, option=ORJSON_STRICT)
     except TypeError:
@@ -133,8 +133,8 @@ def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     if _find_null(shared) is not None and orjson.loads(shared) != values:
         return None
     try:
-        return pack_chunk(rows, _refuse, shared)
-    except _Refused:
+        return pack_rows(rows, shared)
+    except TypeError:  # (a name orjson refuses)
         return None
 
 

@@ -33,7 +33,7 @@ import orjson
 from flowstate.storage.records import EventRecord, HistoryChunk
 from flowstate.storage.timestamps import from_micros, micros
 
-__all__ = ["RAW", "REF", "HistoryChunk", "pack_chunk", "unpack_chunk"]
+__all__ = ["RAW", "REF", "HistoryChunk", "pack_chunk", "pack_rows", "unpack_chunk"]
 
 RAW = "~raw"  # stored details: the members that hold their payload itself
 REF = "~ref"  # stored details: member -> [event id, member of that event] holding its payload
@@ -64,15 +64,21 @@ def pack_chunk(
             stamp, last_moment = micros(moment), moment
         rows.append([event_id, previous, kind, stamp, details])
     try:
-        body = orjson.dumps(rows)
+        return pack_rows(rows, shared)
     except TypeError:
         for index, row in enumerate(rows):
             try:
                 orjson.dumps(row)
             except TypeError:
                 row[4] = orjson.Fragment(plain(index))
-        body = orjson.dumps(rows)
-    text = b'{"shared":' + (shared or b"[]") + b',"events":' + body + b"}"
+        return pack_rows(rows, shared)
+
+
+def pack_rows(rows: list[list[Any]], shared: bytes | None = None) -> HistoryChunk:
+    """The chunk of ``rows``, each ``[id, previous_event_id, type, timestamp_micros,
+    details]`` as stored, ids consecutive; orjson's TypeError if it refuses a row."""
+    text = b'{"shared":' + (shared or b"[]") + b',"events":' + orjson.dumps(rows) + b"}"
+    first = rows[0][0]
     return HistoryChunk(first, first + len(rows) - 1, text.decode())
 
 

@@ -119,6 +119,7 @@ def test_standard_executions_run_to_the_end_with_group_commit(kind: str, tmp_pat
     for i in range(50):
         row = store.get_execution(request(text, i).arn)
         assert row is not None and row.status == "SUCCEEDED"
+        assert row.snapshot is None  # nothing can resume a succeeded execution
         assert json.loads(row.output or "") == {
             "i": i,
             "prep": {"step": 1},

@@ -207,10 +207,14 @@ def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDel
             if task_id not in changes.tasks_removed
         ]
         tasks_removed -= set(changes.tasks_added)  # born and done in the same tick
-    data = dump_execution(execution)
-    if live.map_runs or changes.map_runs:
-        data[MAP_RUNS] = {**live.map_runs, **changes.map_runs}
-    snapshot = dump_json(data).encode()
+    snapshot: bytes | None = None
+    # The frame tree is kept while the execution may go on: running, or stopped where a
+    # redrive may resume it. A succeeded execution keeps it only for its map runs' figures.
+    if execution.status != "SUCCEEDED" or live.map_runs or changes.map_runs:
+        data = dump_execution(execution)
+        if live.map_runs or changes.map_runs:
+            data[MAP_RUNS] = {**live.map_runs, **changes.map_runs}
+        snapshot = dump_json(data).encode()
     record = _final_record(live, snapshot) if stopped else evolve(live.record, snapshot=snapshot)
     return ExecutionDelta(
         live.arn,

@@ -220,3 +220,57 @@ def test_the_engine_refuses_what_it_cannot_redrive() -> None:
         f"Execution Does Not Exist: 'arn:aws:states:{REGION}:{ACCOUNT}:execution:orders:missing'",
         "Execution is SUCCEEDED and cannot be redriven",
     ]
+
+
+def test_wait_stopped_answers_a_stop_it_saw_without_a_read_and_waits_again_after_a_redrive(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "flowstate.db")
+    text = deploy(store, CHAIN)
+    arn = request(text).arn
+    clock = VirtualClock(T0)
+    reads: list[str] = []
+    get_execution = store.get_execution
+
+    def counted(execution_arn: str) -> Any:
+        reads.append(execution_arn)
+        return get_execution(execution_arn)
+
+    store.get_execution = counted  # type: ignore[method-assign]
+    release = asyncio.Event()
+    calls = 0
+
+    async def charge(event: Any, context: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Declined("card declined")
+        await release.wait()
+        return {"paid": event["order"]}
+
+    async def main() -> None:
+        eng = engine(store, clock, charge)
+        await eng.start()
+        await eng.start_execution(request(text))
+        await eng.wait_stopped(arn)
+        await eng.wait_stopped(arn)  # stopped, and this engine saw it stop: no read
+        assert reads == []
+        await eng.redrive_execution(arn)
+        assert arn not in eng._stopped  # (were it evicted while it waits, a read would tell)
+        waiting = asyncio.ensure_future(eng.wait_stopped(arn))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # running again: the stop it saw is forgotten
+        release.set()
+        await waiting
+        row = get_execution(arn)
+        assert row is not None and row.status == "SUCCEEDED"
+        await eng.stop()
+        reads.clear()
+        other = engine(store, clock, charge)  # never saw it stop: reads the row
+        await other.start()
+        await other.wait_stopped(arn)
+        assert reads == [arn]
+        await other.stop()
+
+    asyncio.run(main())
+    store.close()

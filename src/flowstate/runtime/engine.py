@@ -99,6 +99,7 @@ log = logging.getLogger("flowstate.engine")
 # Calls one execution makes inside one tick before the rest wait for the next tick (a loop
 # of quick Tasks must not hold the tick, and other executions, for long).
 INLINE_CALLS_PER_TICK = 100
+STOPPED_MEMO = 4096  # executions remembered as stopped (wait_stopped answers without a read)
 T = TypeVar("T")
 
 
@@ -246,6 +247,9 @@ class Engine:
         self._held: set[Live] = set()
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}  # commit acknowledgements
         self._stop_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # Executions this engine saw stop, latest last (at most STOPPED_MEMO): wait_stopped
+        # answers for them without a store read. Any work for one (a redrive) forgets it.
+        self._stopped: OrderedDict[str, None] = OrderedDict()
         self._firing: set[tuple[str, str]] = set()  # durable timers handed to a tick
         self._machines: dict[tuple[str, str], StateMachine] = {}
         self._mem_timers = MemoryTimers()
@@ -485,6 +489,11 @@ class Engine:
         waiters = self._stop_waiters.setdefault(arn, [])
         waiters.append(future)
         live = self._live.get(arn)
+        if live is None and arn in self._stopped:
+            waiters.remove(future)
+            if not waiters:
+                del self._stop_waiters[arn]
+            return
         if live is None:
             record = await self._read(self.store.get_execution, arn)
             if record is None or record.status != "RUNNING":
@@ -496,6 +505,7 @@ class Engine:
     def _enqueue(self, arn: str, item: _Item) -> None:
         work = self._work.get(arn)
         if work is None:
+            self._stopped.pop(arn, None)
             self._work[arn] = [item]
         else:
             work.append(item)
@@ -935,6 +945,10 @@ class Engine:
             self._sessions.pop(arn, None)
             self._live.pop(arn, None)
             self._mem_timers.forget(arn)
+            stopped = self._stopped
+            stopped[arn] = None
+            if len(stopped) > STOPPED_MEMO:
+                stopped.popitem(last=False)
             for future in self._stop_waiters.pop(arn, ()):
                 if not future.done():
                     future.set_result(None)

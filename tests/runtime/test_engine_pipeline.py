@@ -342,35 +342,3 @@ def test_an_in_memory_store_is_read_and_committed_on_the_loop() -> None:
     assert asyncio.run(main(blocking=False)) == {threading.main_thread().name}
     threads = asyncio.run(main(blocking=True))
     assert threads and all(name.startswith("flowstate-commit") for name in threads)
-
-
-def test_a_ticks_commit_is_under_way_while_the_next_tick_is_stepped() -> None:
-    """The pipeline: a blocking store's commit goes to the writer thread as soon as its tick
-    is prepared, not once the loop is free again after stepping the next tick."""
-
-    async def main() -> None:
-        store = GatedStore(open_store("memory:"))
-        text = deploy(store.store, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-        engine = Engine(
-            store,  # type: ignore[arg-type]
-            clock=VirtualClock(T0),
-            functions=FunctionRegistry({}),
-            settings=EngineSettings(first_tick=1),
-        )
-        await engine.start()
-        seen: list[bool] = []
-        apply = engine._apply
-
-        def stepping(live: Any, *args: Any) -> Any:
-            if live.arn == request(text, 2).arn:  # the second tick's
-                # (this blocks the loop: only the writer thread can set it meanwhile)
-                seen.append(store.entered.wait(5))
-            return apply(live, *args)
-
-        engine._apply = stepping  # type: ignore[method-assign]
-        store.entered.clear()
-        await asyncio.gather(*(engine.start_execution(request(text, i)) for i in (1, 2)))
-        assert seen == [True]
-        await engine.stop()
-
-    asyncio.run(main())

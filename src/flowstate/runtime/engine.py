@@ -549,13 +549,7 @@ class Engine:
                 continue
             if landing is not None:
                 await landing  # one commit at a time, in order
-            if self._store_on_loop:
-                landing = asyncio.ensure_future(self._land(tick))
-            else:
-                # Started at once: its commit is in the writer's hands before the next tick
-                # is stepped (a task merely scheduled would not start until that is done).
-                assert self._loop is not None
-                landing = start_eagerly(self._loop, self._land(tick))
+            landing = asyncio.ensure_future(self._land(tick))
 
     def _ready(self) -> list[str]:
         """The executions the next tick takes: those with work and not in a tick already.

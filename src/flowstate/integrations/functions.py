@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from flowstate.asl.errors import StatesError
-from flowstate.interpreter.history import ORJSON_STRICT, has_non_finite
+from flowstate.interpreter.history import ORJSON_STRICT, find_null, has_non_finite
 
 __all__ = [
     "Function",
@@ -287,7 +287,7 @@ def marshal(result: Any, context: LambdaContext) -> Reply:
     except TypeError:  # (orjson.JSONEncodeError too): a type or a value of the stdlib's
         pass
     else:
-        if b"null" not in data or not has_non_finite(result):
+        if find_null(data) is None or not has_non_finite(result):
             return Reply(orjson.loads(data))
     try:
         # Lambda's Python runtime: json.dumps with its default separators.

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import operator
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +37,7 @@ from flowstate.interpreter.history import (
     Payload,
     dump_json,
     expand_details,
+    find_null,
     orjson_bytes,
     render_payloads,
 )
@@ -61,7 +61,6 @@ _EXITED_BY_REFERENCE = (
     + f'"{REF}":{{"output":[%d,"%s"]}}}}'
 )
 _Fragment = orjson.Fragment
-_find_null = re.compile(b"null").search
 _QUOTED: dict[str, str | None] = {}  # state name -> its JSON string (None: not printable)
 _MISSING = object()
 
@@ -130,7 +129,7 @@ def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     if len(shared) >= PATCH_FROM // 2 * len(values) > 0:
         return None
     # orjson writes NaN and the infinities as null: read back, such a payload differs.
-    if _find_null(shared) is not None and orjson.loads(shared) != values:
+    if find_null(shared) is not None and orjson.loads(shared) != values:
         return None
     try:
         return pack_rows(rows, shared)

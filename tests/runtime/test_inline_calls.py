@@ -112,6 +112,32 @@ def test_quick_async_calls_complete_within_the_tick_after_the_stored_start(
     assert store.pending_tasks(arn) == []  # no task row was left behind
 
 
+def test_an_express_execution_of_quick_calls_lands_start_and_end_in_one_commit(
+    tmp_path: Path,
+) -> None:
+    """Express is at-least-once: its first tick calls too, and its start and its end are
+    written together (a Standard execution calls only once its start is stored, above)."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    stored_when_called: list[bool] = []
+
+    async def step(event: Any, context: Any) -> Any:
+        stored_when_called.append(store.get_execution(express_arn("e1")) is not None)
+        return {"n": event["n"] + 1}
+
+    engine, arn = run_one(store, chain(4), step, {"n": 0}, type="EXPRESS")
+    assert arn == express_arn("e1")
+    row = store.get_execution(arn)
+    assert (
+        row is not None and row.status == "SUCCEEDED" and json.loads(row.output or "") == {"n": 4}
+    )
+    assert stored_when_called == [False] * 4  # called before anything was written
+    assert engine.commits == 1
+
+
+def express_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:express:chain:{name}"
+
+
 def arn_of(name: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:chain:{name}"
 

@@ -882,7 +882,7 @@ class Engine:
                 if (
                     route.kind == "lambda"
                     and not route.waits_for_token
-                    and (not live.written or not live.is_new)
+                    and (not live.durable or not live.is_new)
                     and not self._closing
                     and changes.inline_calls < INLINE_CALLS_PER_TICK
                     # One node only: with several, a call is made after its step is committed.
@@ -891,8 +891,11 @@ class Engine:
                     # have told it so is then made twice, by both nodes.
                     and self.ownership.recovers
                 ):
-                    # The start is stored (or never will be): calling now, before this
-                    # tick's commit, is what a crash right after the call would look like.
+                    # Standard: the start is stored, so calling now, before this tick's
+                    # commit, is what a crash right after the call would look like.
+                    # Express (at-least-once) calls in its first tick too: a start whose
+                    # commit fails is refused to its caller after the calls were made, as
+                    # a start whose reply was lost; the retried start runs them again.
                     changes.inline_calls += 1
                     answer = self._call_now(live, command)
                     if answer is not None:

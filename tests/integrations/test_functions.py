@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -206,3 +208,67 @@ def test_context_remaining_time_counts_down() -> None:
     context = LambdaContext("f", "id", "key", "r", "a", timeout_seconds=0)
     assert context.get_remaining_time_in_millis() == 0
     assert context.invoked_function_arn == "arn:aws:lambda:r:a:function:f"
+
+
+async def _comprehension(event: Any, context: Any) -> Any:
+    return [x async for x in _agen()]
+
+
+async def _awaits(event: Any, context: Any) -> Any:
+    return await _comprehension(event, context)
+
+
+async def _async_with(event: Any, context: Any) -> Any:
+    async with _Nothing():
+        return event
+
+
+async def _async_for(event: Any, context: Any) -> Any:
+    async for _ in _agen():
+        pass
+    return event
+
+
+async def _agen() -> Any:
+    yield 1
+
+
+class _Nothing:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *args: Any) -> None:
+        return None
+
+
+def test_never_suspends_reads_the_handler_s_own_body() -> None:
+    from flowstate.integrations.functions import never_suspends
+
+    async def plain(event: Any, context: Any) -> Any:
+        return event
+
+    assert never_suspends(plain)
+    assert never_suspends(lambda_to_async())
+    # await, async with, async for: a suspension point each, and a comprehension's await
+    assert not never_suspends(_awaits)
+    assert not never_suspends(_async_with)
+    assert not never_suspends(_async_for)
+    assert not never_suspends(_comprehension)  # (an async comprehension awaits)
+    # not an async def function, or not one whose code is read
+    assert not never_suspends(refuse)
+    assert not never_suspends(_agen)
+    assert not never_suspends(functools.partial(plain, None))
+    registry = FunctionRegistry({"plain": plain, "awaits": _awaits, "sync": refuse})
+    entries = [registry.entry(name) for name in ("plain", "awaits", "sync")]
+    assert [e.never_suspends for e in entries if e is not None] == [True, False, False]
+
+
+def lambda_to_async() -> Any:
+    async def inner(event: Any, context: Any) -> Any:
+        async def nested() -> None:
+            await asyncio.sleep(0)
+
+        del nested  # defined, never awaited here: inner itself cannot suspend
+        return event
+
+    return inner

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flowstate.runtime.eager import start_eagerly
+from flowstate.runtime.eager import run_detached, start_eagerly
 
 where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="caller")
 
@@ -92,5 +92,36 @@ def test_started_from_a_plain_callback_no_task_is_current_afterwards() -> None:
         loop.call_soon(callback)
         task, inside, after = await done
         assert inside is task and after is None
+
+    asyncio.run(main())
+
+
+def test_run_detached_steps_out_of_the_calling_task_into_its_own_context() -> None:
+    seen: list[Any] = []
+
+    def step() -> int:
+        seen.append(asyncio.current_task())
+        where.set("detached")
+        return 7
+
+    async def main() -> None:
+        caller = asyncio.current_task()
+        assert run_detached(asyncio.get_running_loop(), step) == 7
+        assert seen == [None]  # the caller's task cannot be reached from the step
+        assert asyncio.current_task() is caller  # and it is current again
+        assert where.get() == "caller"  # what the step set stays in its copy
+
+    asyncio.run(main())
+
+
+def test_run_detached_puts_the_caller_back_when_the_step_raises() -> None:
+    def step() -> None:
+        raise KeyError("k")
+
+    async def main() -> None:
+        caller = asyncio.current_task()
+        with pytest.raises(KeyError):
+            run_detached(asyncio.get_running_loop(), step)
+        assert asyncio.current_task() is caller
 
     asyncio.run(main())

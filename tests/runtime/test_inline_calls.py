@@ -5,6 +5,7 @@ event."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 from collections.abc import Callable
@@ -193,6 +194,53 @@ def test_a_failure_inside_the_tick_is_caught_and_retried(tmp_path: Path) -> None
     assert [key.rsplit("/", 1)[1] for key in attempts] == ["0", "1"]
     cause = json.loads(json.loads(row.output or "")["Cause"])
     assert cause["errorType"] == "RuntimeError" and cause["errorMessage"] == "attempt 2"
+
+
+LOCAL: contextvars.ContextVar[str] = contextvars.ContextVar("local", default="engine")
+
+
+@pytest.mark.parametrize("type", ["STANDARD", "EXPRESS"])
+def test_a_handler_without_await_runs_through_detached_from_the_engine(
+    tmp_path: Path, type: str
+) -> None:
+    """An ``async`` handler that cannot suspend is run in place, not as a task: it sees no
+    current task (not the engine's), and what it sets in its context stays there."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    seen: list[tuple[Any, str]] = []
+
+    async def step(event: Any, context: Any) -> Any:
+        seen.append((asyncio.current_task(), LOCAL.get()))
+        LOCAL.set("handler")
+        return event + 1
+
+    _, arn = run_one(store, chain(3), step, 0, type=type)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "3"
+    assert seen == [(None, "engine")] * 3  # each call in a fresh copy of the engine's context
+    assert LOCAL.get() == "engine"
+
+
+@pytest.mark.parametrize("raised", ["ValueError", "CancelledError"])
+def test_a_handler_without_await_that_raises_fails_its_task(tmp_path: Path, raised: str) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    async def step(event: Any, context: Any) -> Any:
+        if raised == "ValueError":
+            raise ValueError(f"bad {event}")
+        raise asyncio.CancelledError()
+
+    _, arn = run_one(store, chain(2), step, 5)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "FAILED"
+    if raised == "ValueError":  # Lambda's function error, the handler's frame in its trace
+        assert row.error == "ValueError"
+        cause = json.loads(row.cause or "")
+        assert cause["errorMessage"] == "bad 5" and "in step\n" in cause["stackTrace"][0]
+    else:  # as a task that was cancelled
+        assert row.error == "States.Runtime"
+        assert row.cause == "CancelledError: the handler was cancelled"
+    types = [e.type for e in store.get_history(arn, 1000).items]
+    assert types.count("LambdaFunctionFailed") == 1 and types[-1] == "ExecutionFailed"
 
 
 @pytest.mark.parametrize("type", ["STANDARD", "EXPRESS"])

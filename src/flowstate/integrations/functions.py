@@ -10,10 +10,12 @@ What crosses back is what Lambda would send: the result as JSON, or the function
 from __future__ import annotations
 
 import base64
+import dis
 import inspect
 import json
 import time
 import traceback
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ __all__ = [
     "invoke_response",
     "is_lambda_resource",
     "lambda_function_name",
+    "never_suspends",
     "prepare_lambda_call",
     "unhosted_resource",
 ]
@@ -96,9 +99,41 @@ class Function:
     concurrency: int | None = None
     isolate: bool = False
     is_async: bool = field(init=False, compare=False)  # known once: asked at every call
+    never_suspends: bool = field(init=False, compare=False)  # (see ``never_suspends``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+        object.__setattr__(self, "never_suspends", never_suspends(self.handler))
+
+
+# The instructions of a coroutine's own body that can suspend it: ``await`` (GET_AWAITABLE,
+# SEND, YIELD_VALUE), ``async for`` and ``async with``.
+_SUSPENDING = frozenset(
+    {
+        "YIELD_VALUE",
+        "SEND",
+        "GET_AWAITABLE",
+        "GET_AITER",
+        "GET_ANEXT",
+        "END_ASYNC_FOR",
+        "BEFORE_ASYNC_WITH",
+    }
+)
+
+
+def never_suspends(handler: Any) -> bool:
+    """Whether ``handler`` is an ``async def`` function with no ``await``, ``async for`` or
+    ``async with`` in its body: its coroutine ends in its first step, so it can be run
+    through at once (``LambdaCall.run_through``) rather than as a task. Anything else — a
+    decorated or wrapped handler whose code cannot be read, a callable object — is not
+    looked into and answers False. (Functions and lambdas defined in the body are code of
+    their own and do not count: they run only if called.)"""
+    if not isinstance(handler, types.FunctionType):
+        return False
+    code = handler.__code__
+    if not code.co_flags & inspect.CO_COROUTINE:
+        return False
+    return not any(instruction.opname in _SUSPENDING for instruction in dis.get_instructions(code))
 
 
 class FunctionRegistry:
@@ -444,6 +479,27 @@ class LambdaCall:
             result = await self.function.handler(self.event, context)
         except Exception as exc:
             raise function_error(exc, context.aws_request_id).compacted(self.invoke_api) from None
+        return self._reply(result, context)
+
+    def run_through(self) -> Any:
+        """Call an ``async`` handler that never suspends (``Function.never_suspends``) and
+        take its coroutine's one step here: its shaped result, or its function error, as
+        ``run_async`` would give. (The caller picks the context and task it runs in.)"""
+        context = self.context()
+        try:
+            coroutine = self.function.handler(self.event, context)
+            try:
+                coroutine.send(None)
+            except StopIteration as stop:
+                result = stop.value
+            else:  # (its code has no suspension point: cannot happen)
+                coroutine.close()
+                raise RuntimeError("the handler suspended although it has no await")
+        except Exception as exc:
+            raise function_error(exc, context.aws_request_id).compacted(self.invoke_api) from None
+        return self._reply(result, context)
+
+    def _reply(self, result: Any, context: LambdaContext) -> Any:
         try:
             return self.shape(marshal(result, context))
         except FunctionError as failure:

@@ -12,16 +12,22 @@ context variables are its own copy. On Python 3.12 and later this is the public
 with its first step captured instead of queued, and that step is run in place with the
 calling task stepped out of the way, which is what 3.12 does. A loop this cannot be done on
 (one without an instance ``__dict__``, such as uvloop's) gets an ordinary task.
+
+A coroutine that cannot suspend at all (an ``async def`` with no ``await``, ``async for`` or
+``async with``: ``functions.never_suspends``) needs no task: ``run_detached`` takes its one
+step in place, in a copy of the context as a task would, for a tenth of a task's cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
+from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["start_eagerly"]
+__all__ = ["run_detached", "start_eagerly"]
 
 T = TypeVar("T")
 
@@ -31,6 +37,21 @@ def start_eagerly(
 ) -> asyncio.Task[T]:
     """A task running ``coroutine`` whose first step has already run (it may be done)."""
     return _start(loop, coroutine)
+
+
+def run_detached(loop: asyncio.AbstractEventLoop, step: Callable[[], T]) -> T:
+    """``step()`` — the one step of a coroutine that cannot suspend — run as a task's first
+    step would be: in its own copy of the context (the context variables it sets are its
+    own), with the calling task stepped out (``asyncio.current_task()`` answers None there,
+    as in a callback of the loop, so it cannot touch the caller's task)."""
+    current = asyncio.current_task(loop)
+    if current is None:
+        return contextvars.copy_context().run(step)
+    _leave_task(loop, current)
+    try:
+        return contextvars.copy_context().run(step)
+    finally:
+        _enter_task(loop, current)
 
 
 def _start_312(
@@ -74,6 +95,4 @@ def _start_311(
 if sys.version_info >= (3, 12):
     _start = _start_312
 else:
-    from asyncio.tasks import _enter_task, _leave_task
-
     _start = _start_311

@@ -59,7 +59,7 @@ from flowstate.interpreter.messages import (
 from flowstate.interpreter.redrive import REDRIVABLE_STATUSES, redrive
 from flowstate.runtime.clock import Clock
 from flowstate.runtime.cluster import Ownership, RemoteCallback, Solo
-from flowstate.runtime.eager import start_eagerly
+from flowstate.runtime.eager import run_detached, start_eagerly
 from flowstate.runtime.external import (
     SCHEDULED,
     Callback,
@@ -1135,6 +1135,9 @@ class Engine:
         if isinstance(task, HttpCall):
             coroutine = self.http.invoke(task.resource, task.parameters)
         elif _on_this_loop(task):
+            if task.function.never_suspends:  # no task needed: its one step, now
+                finished(self._run_through(task_id, task))
+                return
             coroutine = task.run_async()  # nothing to queue behind: straight onto this loop
         if coroutine is not None:
             assert self._loop is not None
@@ -1207,6 +1210,8 @@ class Engine:
         if isinstance(task, Answered):
             return task.event(task_id)
         if not isinstance(task, HttpCall) and _on_this_loop(task):
+            if task.function.never_suspends:
+                return self._run_through(task_id, task)
             assert self._loop is not None
             call = start_eagerly(self._loop, task.run_async())
             if call.done():
@@ -1215,6 +1220,19 @@ class Engine:
             return None
         self._perform_call(live, task_id, task, self._finisher(live, task_id))
         return None
+
+    def _run_through(self, task_id: str, task: LambdaCall) -> Event:
+        """The outcome of an ``async`` handler that cannot suspend, run here and now (as the
+        first step of its own task would run: ``eager.run_detached``)."""
+        assert self._loop is not None
+        try:
+            return TaskSucceeded(task_id, run_detached(self._loop, task.run_through))
+        except StatesError as failure:
+            return TaskFailed(task_id, failure.error, failure.cause)
+        except asyncio.CancelledError:  # (the handler raised it itself), as ``_outcome``
+            return TaskFailed(task_id, errors.RUNTIME, "CancelledError: the handler was cancelled")
+        except Exception as failure:  # (as ``outcome_event``)
+            return TaskFailed(task_id, errors.RUNTIME, f"{type(failure).__name__}: {failure}")
 
     def _completed(self, finished: Callable[[Event | None], None], event: Event) -> None:
         """A call ended on another thread: hand its event to the loop. One wake-up carries

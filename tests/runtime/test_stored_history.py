@@ -345,11 +345,11 @@ def test_an_exit_whose_assigned_text_orjson_refuses_reads_back_exactly() -> None
 def test_a_chunk_writes_each_state_payload_once_and_reads_back_exactly() -> None:
     """A chain's entries and exits are short rows into the chunk's shared payloads: each
     document is written once, however many events hold it."""
-    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.runtime.stored_history import _chunk_at_once
     from flowstate.storage.chunks import unpack_chunk
 
     events = chain(40, padding=300)  # under the patch threshold
-    chunk = encode_chunk(events)
+    chunk = _chunk_at_once(events)
     assert chunk is not None
     body = json.loads(chunk.body)
     rows = {row[0]: row for row in body["events"]}
@@ -443,3 +443,63 @@ def test_a_chunk_is_written_payload_by_payload_when_one_call_cannot_tell() -> No
     big = chain(3)  # a first payload of 5 KB
     assert _chunk_at_once(big) is None
     assert encode_chunk(big) is not None
+
+
+def test_a_recorded_chunk_reads_back_exactly_and_writes_each_payload_once() -> None:
+    """The chunk as the interpreter recorded it (one orjson call, a payload held again by a
+    reference): read back as the other forms, for entries, exits, task events with payloads,
+    assigned variables (payloads nested in a member) and a Map."""
+    from flowstate.runtime.stored_history import _chunk_as_recorded, _chunk_each, encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    for events in (run({"items": [3, 4], "small": 'é "q" \u2028'}), chain(40, padding=300)):
+        chunk = _chunk_as_recorded(events)
+        assert chunk is not None and chunk == encode_chunk(events)
+        assert json.loads(chunk.body).keys() == {"recorded"}
+        records = unpack_chunk(chunk.body)
+        assert decode_events(records, no_fetch) == expected(events)
+        assert [(r.id, r.previous_event_id, r.type, r.timestamp) for r in records] == [
+            (e.id, e.previous_event_id, e.type, e.timestamp) for e in events
+        ]
+        other = unpack_chunk(_chunk_each(events).body)
+        assert decode_events(records, no_fetch) == decode_events(other, no_fetch)
+    # a chain's 40 outputs are each written once, however many events hold them
+    assert _chunk_as_recorded(chain(40, padding=300)).body.count("x" * 300) == 41  # type: ignore[union-attr]
+
+
+def test_a_recorded_chunk_declines_what_orjson_cannot_write_as_dump_json() -> None:
+    from flowstate.interpreter.history import Payload
+    from flowstate.runtime.stored_history import _chunk_as_recorded, encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    def succeeded(value: Any) -> list[HistoryEvent]:
+        return [
+            HistoryEvent(
+                1, 0, "TaskStateEntered", T0, "stateEnteredEventDetails", ("entered", "T", {})
+            ),
+            HistoryEvent(
+                2,
+                1,
+                "LambdaFunctionSucceeded",
+                T0,
+                "lambdaFunctionSucceededEventDetails",
+                {"output": Payload(value), "outputDetails": {"truncated": False}},
+            ),
+        ]
+
+    class Text(str):
+        pass
+
+    assert _chunk_as_recorded(succeeded({"b": None})) is not None  # a null alone is no NaN
+    assert _chunk_as_recorded(succeeded({"b": [1.5, float("nan")]})) is None
+    assert _chunk_as_recorded(succeeded({"b": float("-inf")})) is None
+    assert _chunk_as_recorded(succeeded({"b": "\ud800"})) is None  # a lone surrogate
+    assert _chunk_as_recorded(succeeded({"b": 2**70})) is None  # beyond 64 bits
+    assert _chunk_as_recorded(succeeded({"b": T0})) is None  # not JSON
+    assert _chunk_as_recorded(succeeded({"b": Text("s")})) is None  # a subclass: the stdlib's
+    assert _chunk_as_recorded(chain(3)) is None  # a first payload of 5 KB
+    for value in ({"b": Text("s")}, {"b": None}):
+        events = succeeded(value)
+        chunk = encode_chunk(events)  # (another form writes it, or refuses as dump_json)
+        if chunk is not None:
+            assert decode_events(unpack_chunk(chunk.body), no_fetch) == expected(events)

@@ -38,11 +38,12 @@ from flowstate.interpreter.history import (
     dump_json,
     expand_details,
     find_null,
+    has_non_finite,
     orjson_bytes,
     render_payloads,
 )
 from flowstate.storage import EventRecord, HistoryChunk
-from flowstate.storage.chunks import RAW, REF, pack_chunk, pack_rows
+from flowstate.storage.chunks import PAYLOAD, RAW, REF, pack_chunk, pack_recorded, pack_rows
 from flowstate.storage.timestamps import micros
 
 __all__ = ["decode_events", "encode_chunk", "encode_events"]
@@ -71,8 +72,108 @@ def encode_chunk(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
     them as immutable, and the caller keeps ``events`` alive while this runs."""
     if not events:
         return None
-    chunk = _chunk_at_once(events)
+    chunk = _chunk_as_recorded(events)
+    if chunk is None:
+        chunk = _chunk_at_once(events)
     return chunk if chunk is not None else _chunk_each(events)
+
+
+def _chunk_as_recorded(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
+    """The chunk of small-payload events written as the interpreter recorded them, by one
+    orjson call with little Python work per event and none per payload byte
+    (``chunks.pack_recorded``): a state's entry or exit as ``[kind, name, payload]``, other
+    details with each payload member as ``{"~p": payload}``; a payload an earlier event of
+    the chunk holds is a reference to that event's member instead (found by identity).
+    None when another form must write them: a first payload of ``PATCH_FROM / 2`` bytes or
+    more, or on average more than that per event (a state's output may then be stored as a
+    patch of its input), anything orjson refuses or would write as ``dump_json`` would not
+    (NaN, an infinity, a subclass, a datetime)."""
+    if events[-1].id - events[0].id != len(events) - 1:
+        return None  # (not consecutive: ``pack_chunk`` says so)
+    for event in events:  # the first payload tells whether they are small (as at once)
+        first = _first_payload(event.details)
+        if first is not _MISSING:
+            if not _small(first):
+                return None
+            break
+    holders: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
+    moment: list[Any] = [None, 0]  # the last timestamp and its micros (events share one)
+
+    def recorded(item: Any) -> Any:
+        kind = type(item)
+        if kind is Payload:  # (nested in a member: assigned variables)
+            return {PAYLOAD: item.value}
+        if kind is not HistoryEvent:
+            raise TypeError  # (anything else: dump_json's rules, on another path)
+        timestamp = item.timestamp
+        if timestamp is not moment[0]:
+            moment[0], moment[1] = timestamp, micros(timestamp)
+        details = item.details
+        if details is None or item.details_key is None:
+            return [item.id, item.previous_event_id, item.type, moment[1]]
+        if type(details) is tuple:
+            state, name, value = details
+            holder = holders.get(id(value))
+            if holder is not None:
+                details = [state, name, 0, holder]
+            else:
+                holders[id(value)] = [item.id, "input" if state == "entered" else "output"]
+        else:
+            written: dict[str, Any] = {}
+            for member, value in details.items():
+                if type(value) is Payload:
+                    payload = value.value
+                    holder = holders.get(id(payload))
+                    if holder is None:
+                        holders[id(payload)] = [item.id, member]
+                        written[member] = {PAYLOAD: payload}
+                    else:
+                        written[member] = {REF: holder}
+                else:
+                    written[member] = value
+            details = written
+        return [item.id, item.previous_event_id, item.type, moment[1], item.details_key, details]
+
+    try:
+        rows = _dumps(events, default=recorded, option=ORJSON_STRICT)
+    except TypeError:
+        return None
+    if len(rows) > PATCH_FROM // 2 * len(events):
+        return None
+    # orjson writes NaN and the infinities as null: a history with a null is looked at again.
+    if find_null(rows) is not None and any(map(_non_finite_in, events)):
+        return None
+    return pack_recorded(events[0].id, events[-1].id, rows)
+
+
+def _first_payload(details: Any) -> Any:
+    if details is None:
+        return _MISSING
+    if type(details) is tuple:
+        return details[2]
+    for value in details.values():
+        if type(value) is Payload:
+            return value.value
+    return _MISSING
+
+
+def _non_finite_in(event: HistoryEvent) -> bool:
+    details = event.details
+    if details is None:
+        return False
+    if type(details) is tuple:
+        return has_non_finite(details[2])
+    stack = list(details.values())
+    while stack:
+        value = stack.pop()
+        if type(value) is Payload:
+            if has_non_finite(value.value):
+                return True
+        elif type(value) is dict:
+            stack.extend(value.values())
+        elif type(value) is float and value - value != 0.0:
+            return True
+    return False
 
 
 def _chunk_at_once(events: Sequence[HistoryEvent]) -> HistoryChunk | None:

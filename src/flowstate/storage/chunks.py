@@ -17,6 +17,19 @@ event back as an ``EventRecord`` whose ``details`` is the stored details object 
 exactly what a one-row-per-event store holds: the first event that holds a shared payload
 holds it raw (``"~raw"``), the later ones by reference to it (``"~ref"``).
 
+A chunk of small payloads may instead be written as the interpreter recorded its events
+(``pack_recorded``), by one encoder call with no work per payload::
+
+    {"recorded": [[id, previous_event_id, type, timestamp_micros(, details key, details)],
+                  ...]}
+
+where ``details`` is ``["entered" | "exited", name, payload]`` for a state's entry or exit,
+or the details object with each payload member as ``{"~p": payload}`` (members that map
+names to payloads, such as assigned variables, hold them the same way). A payload an
+earlier event of the chunk holds is not written again: ``[kind, name, 0, [event id,
+member]]``, or ``{"~ref": [event id, member]}`` for a member. Read back, each is raw or a
+reference (``"~ref"``), as in the other forms.
+
 Written before flowstate 0.2 and still read: a body that is the array of events alone, every
 ``details`` an object.
 """
@@ -33,10 +46,20 @@ import orjson
 from flowstate.storage.records import EventRecord, HistoryChunk
 from flowstate.storage.timestamps import from_micros, micros
 
-__all__ = ["RAW", "REF", "HistoryChunk", "pack_chunk", "pack_rows", "unpack_chunk"]
+__all__ = [
+    "PAYLOAD",
+    "RAW",
+    "REF",
+    "HistoryChunk",
+    "pack_chunk",
+    "pack_recorded",
+    "pack_rows",
+    "unpack_chunk",
+]
 
 RAW = "~raw"  # stored details: the members that hold their payload itself
 REF = "~ref"  # stored details: member -> [event id, member of that event] holding its payload
+PAYLOAD = "~p"  # a recorded chunk: {"~p": payload} is a payload member
 _NOT_TRUNCATED = {"truncated": False}
 
 
@@ -82,6 +105,12 @@ def pack_rows(rows: list[list[Any]], shared: bytes | None = None) -> HistoryChun
     return HistoryChunk(first, first + len(rows) - 1, text.decode())
 
 
+def pack_recorded(first_id: int, last_id: int, rows: bytes) -> HistoryChunk:
+    """The chunk of events ``first_id``..``last_id`` whose JSON array, as recorded, is
+    ``rows`` (see the module's docstring)."""
+    return HistoryChunk(first_id, last_id, (b'{"recorded":' + rows + b"}").decode())
+
+
 def unpack_chunk(body: str | bytes) -> list[EventRecord]:
     """The events of a chunk's body, in id order."""
     try:
@@ -90,6 +119,8 @@ def unpack_chunk(body: str | bytes) -> list[EventRecord]:
         data = json.loads(body)
     if type(data) is list:  # (the body of a chunk written before shared payloads)
         rows, shared = data, []
+    elif "recorded" in data:
+        return [_recorded(row) for row in data["recorded"]]
     else:
         rows, shared = data["events"], data["shared"]
     first_holder: dict[int, list[Any]] = {}  # shared index -> [event id, member]
@@ -113,6 +144,57 @@ def _expand(
         body[member] = shared[index]
         return {key: dict(sorted(body.items())), RAW: [member]}
     return {key: dict(sorted(body.items())), REF: {member: holder}}
+
+
+def _recorded(row: list[Any]) -> EventRecord:
+    """A recorded event as the stored details object the other forms read back as: a
+    payload member raw, or a reference to the event that holds it; payloads nested in a
+    member as their JSON text."""
+    if len(row) == 4:
+        event_id, previous, kind, moment = row
+        return EventRecord(event_id, previous, kind, from_micros(moment), None)
+    event_id, previous, kind, moment, key, details = row
+    raw: list[str] = []
+    refs: dict[str, Any] = {}
+    if type(details) is list:  # [kind, name, payload] or [kind, name, 0, holder]
+        member = "input" if details[0] == "entered" else "output"
+        name = details[1]
+        if len(details) == 4:
+            value = None
+            refs[member] = details[3]
+        else:
+            value = details[2]
+            raw.append(member)
+        if member == "input":
+            body = {"input": value, "inputDetails": _NOT_TRUNCATED, "name": name}
+        else:
+            body = {"name": name, "output": value, "outputDetails": _NOT_TRUNCATED}
+    else:
+        body = {}
+        for member, value in details.items():
+            if type(value) is dict and len(value) == 1 and PAYLOAD in value:
+                body[member] = value[PAYLOAD]
+                raw.append(member)
+            elif type(value) is dict and len(value) == 1 and REF in value:
+                body[member] = None
+                refs[member] = value[REF]
+            else:
+                body[member] = _nested(value)
+    document: dict[str, Any] = {key: body}
+    if raw:
+        document[RAW] = raw
+    if refs:
+        document[REF] = refs
+    return EventRecord(event_id, previous, kind, from_micros(moment), _text(document))
+
+
+def _nested(value: Any) -> Any:
+    """A details member that is not a payload: payloads in it (at any depth) as JSON text."""
+    if type(value) is not dict:
+        return value
+    if len(value) == 1 and PAYLOAD in value:
+        return orjson.dumps(value[PAYLOAD]).decode()
+    return {key: _nested(item) for key, item in value.items()}
 
 
 def _text(details: Any) -> str | None:

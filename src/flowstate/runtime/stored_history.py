@@ -161,7 +161,7 @@ def _non_finite_in(event: HistoryEvent) -> bool:
     details = event.details
     if details is None:
         return False
-    if type(details) is tuple:
+    if isinstance(details, tuple):
         return has_non_finite(details[2])
     stack = list(details.values())
     while stack:

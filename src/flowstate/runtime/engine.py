@@ -687,6 +687,8 @@ class Engine:
 
     def _release_held(self, live: Live) -> None:
         """``live``'s held steps go into this tick's commit (or are dropped with it)."""
+        if live.held is None and live.held_since is None and not live.held_items:
+            return  # (nearly always: nothing was held)
         self._held.discard(live)
         live.held, live.held_items, live.held_since = None, [], None
 
@@ -910,8 +912,9 @@ class Engine:
                 commands.append(command)
             elif isinstance(command, RecordMapRun):
                 changes.map_runs[command.map_run_arn] = command.figures
-        for item_task_id in [t for t in live.tasks if t not in execution._tasks]:
-            changes.tasks_removed.add(item_task_id)
+        if live.tasks:
+            for item_task_id in [t for t in live.tasks if t not in execution._tasks]:
+                changes.tasks_removed.add(item_task_id)
 
     def _after_tick(
         self,

@@ -147,20 +147,32 @@ def task_from_record(record: TaskRecord) -> ScheduleTask:
     )
 
 
-@dataclass(slots=True)
 class TickChanges:
-    """What one tick did to one execution, beyond its frame tree and history."""
+    """What one tick did to one execution, beyond its frame tree and history. (One is made
+    per execution per tick: a plain class, whose ``__init__`` costs half a dataclass's with
+    six container defaults.)"""
 
-    timers_added: dict[str, datetime] = field(default_factory=dict)
-    timers_removed: set[str] = field(default_factory=set)
-    tasks_added: dict[str, ScheduleTask] = field(default_factory=dict)
-    tasks_removed: set[str] = field(default_factory=set)
-    # A task row's state when not STARTED (an activity task no worker has taken: SCHEDULED;
-    # a call made that now waits for its token or child: SUBMITTED); re-adding a row with
-    # another state rewrites it.
-    task_states: dict[str, str] = field(default_factory=dict)
-    map_runs: dict[str, Any] = field(default_factory=dict)  # figures of runs that ended
-    inline_calls: int = 0  # calls made inside this tick (the engine bounds them)
+    __slots__ = (
+        "inline_calls",
+        "map_runs",
+        "task_states",
+        "tasks_added",
+        "tasks_removed",
+        "timers_added",
+        "timers_removed",
+    )
+
+    def __init__(self) -> None:
+        self.timers_added: dict[str, datetime] = {}
+        self.timers_removed: set[str] = set()
+        self.tasks_added: dict[str, ScheduleTask] = {}
+        self.tasks_removed: set[str] = set()
+        # A task row's state when not STARTED (an activity task no worker has taken:
+        # SCHEDULED; a call made that now waits for its token or child: SUBMITTED); re-adding
+        # a row with another state rewrites it.
+        self.task_states: dict[str, str] = {}
+        self.map_runs: dict[str, Any] = {}  # figures of runs that ended
+        self.inline_calls = 0  # calls made inside this tick (the engine bounds them)
 
 
 def build_delta(live: Live, changes: TickChanges, now: datetime) -> ExecutionDelta | None:
@@ -248,9 +260,12 @@ def _final_record(live: Live, snapshot: bytes | None) -> ExecutionRecord:
 def after_commit(live: Live, changes: TickChanges) -> None:
     """Bring ``live``'s view of its rows up to date once the delta has landed."""
     live.is_new = False
-    live.timers -= changes.timers_removed
-    live.timers |= set(changes.timers_added)
-    live.map_runs.update(changes.map_runs)
+    if changes.timers_removed:
+        live.timers -= changes.timers_removed
+    if changes.timers_added:
+        live.timers.update(changes.timers_added)
+    if changes.map_runs:
+        live.map_runs.update(changes.map_runs)
     for task_id in changes.tasks_removed:
         live.tasks.pop(task_id, None)
     for task_id, command in changes.tasks_added.items():

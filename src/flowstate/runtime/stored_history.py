@@ -97,33 +97,36 @@ def _chunk_as_recorded(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
                 return None
             break
     holders: dict[int, list[Any]] = {}  # id(payload) -> [event id, member] holding it
-    moment: list[Any] = [None, 0]  # the last timestamp and its micros (events share one)
+    held = holders.get
+    last_moment: Any = None  # the last timestamp and its micros (events share one)
+    stamp = 0
 
     def recorded(item: Any) -> Any:
+        nonlocal last_moment, stamp
         kind = type(item)
-        if kind is Payload:  # (nested in a member: assigned variables)
-            return {PAYLOAD: item.value}
         if kind is not HistoryEvent:
+            if kind is Payload:  # (nested in a member: assigned variables)
+                return {PAYLOAD: item.value}
             raise TypeError  # (anything else: dump_json's rules, on another path)
-        timestamp = item.timestamp
-        if timestamp is not moment[0]:
-            moment[0], moment[1] = timestamp, micros(timestamp)
+        if item.timestamp is not last_moment:
+            last_moment = item.timestamp
+            stamp = micros(last_moment)
         details = item.details
         if details is None or item.details_key is None:
-            return [item.id, item.previous_event_id, item.type, moment[1]]
+            return [item.id, item.previous_event_id, item.type, stamp]
         if type(details) is tuple:
-            state, name, value = details
-            holder = holders.get(id(value))
+            holder = held(id(details[2]))
             if holder is not None:
-                details = [state, name, 0, holder]
+                details = [details[0], details[1], 0, holder]
             else:
-                holders[id(value)] = [item.id, "input" if state == "entered" else "output"]
+                member = "input" if details[0] == "entered" else "output"
+                holders[id(details[2])] = [item.id, member]
         else:
             written: dict[str, Any] = {}
             for member, value in details.items():
                 if type(value) is Payload:
                     payload = value.value
-                    holder = holders.get(id(payload))
+                    holder = held(id(payload))
                     if holder is None:
                         holders[id(payload)] = [item.id, member]
                         written[member] = {PAYLOAD: payload}
@@ -132,7 +135,7 @@ def _chunk_as_recorded(events: Sequence[HistoryEvent]) -> HistoryChunk | None:
                 else:
                     written[member] = value
             details = written
-        return [item.id, item.previous_event_id, item.type, moment[1], item.details_key, details]
+        return [item.id, item.previous_event_id, item.type, stamp, item.details_key, details]
 
     try:
         rows = _dumps(events, default=recorded, option=ORJSON_STRICT)

@@ -19,7 +19,7 @@ from flowstate.integrations.http import is_http_resource
 from flowstate.integrations.mocks import MockSession, attempt_of
 from flowstate.interpreter.messages import Event, ScheduleTask, TaskFailed, TaskSucceeded
 
-__all__ = ["Answered", "HttpCall", "dispatch", "is_served", "outcome_event"]
+__all__ = ["Answered", "HttpCall", "dispatch", "failure_event", "is_served", "outcome_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,12 @@ def outcome_event(task_id: str, future: Any) -> Event:
     failure = future.exception()
     if failure is None:
         return TaskSucceeded(task_id, future.result())
+    return failure_event(task_id, failure)
+
+
+def failure_event(task_id: str, failure: BaseException) -> Event:
+    """A call that raised ``failure``, as the interpreter's event: its own error when it is a
+    States error, else ``States.Runtime`` naming the exception."""
     if isinstance(failure, StatesError):
         return TaskFailed(task_id, failure.error, failure.cause)
     return TaskFailed(task_id, "States.Runtime", f"{type(failure).__name__}: {failure}")

@@ -34,7 +34,14 @@ from flowstate.asl import errors
 from flowstate.asl.errors import StatesError
 from flowstate.asl.model import StateMachine
 from flowstate.asl.parse import parse_definition
-from flowstate.integrations.dispatch import Answered, HttpCall, dispatch, is_served, outcome_event
+from flowstate.integrations.dispatch import (
+    Answered,
+    HttpCall,
+    dispatch,
+    failure_event,
+    is_served,
+    outcome_event,
+)
 from flowstate.integrations.functions import FunctionRegistry, LambdaCall, unhosted_resource
 from flowstate.integrations.http import HttpInvoker
 from flowstate.integrations.invoker import BatchCall, FunctionInvoker
@@ -1230,12 +1237,10 @@ class Engine:
         assert self._loop is not None
         try:
             return TaskSucceeded(task_id, run_detached(self._loop, task.run_through))
-        except StatesError as failure:
-            return TaskFailed(task_id, failure.error, failure.cause)
         except asyncio.CancelledError:  # (the handler raised it itself), as ``_outcome``
             return TaskFailed(task_id, errors.RUNTIME, "CancelledError: the handler was cancelled")
-        except Exception as failure:  # (as ``outcome_event``)
-            return TaskFailed(task_id, errors.RUNTIME, f"{type(failure).__name__}: {failure}")
+        except Exception as failure:
+            return failure_event(task_id, failure)
 
     def _completed(self, finished: Callable[[Event | None], None], event: Event) -> None:
         """A call ended on another thread: hand its event to the loop. One wake-up carries

@@ -24,7 +24,11 @@ from flowstate.asl.errors import RUNTIME, StatesError
 from flowstate.integrations.functions import Function, FunctionError, LambdaCall
 from flowstate.integrations.isolation import IsolatedCall, handler_ref
 
-__all__ = ["BATCH_SLICE_SECONDS", "BatchCall", "FunctionInvoker"]
+__all__ = ["BATCH_SLICE_SECONDS", "BatchCall", "FunctionInvoker", "Outcome", "Report"]
+
+# What a sync call gave: its result, or the StatesError it failed with.
+Outcome = tuple[Any, StatesError | None]
+Report = Callable[[Any, StatesError | None], None]
 
 
 class _Threads:
@@ -109,6 +113,37 @@ class BatchCall:
         self.abandoned = False
 
 
+class _Waited:
+    """The calls of a batch whose caller waits for them (``FunctionInvoker.run_waiting``):
+    an answer that comes while it waits is kept for it; one that comes later goes to the
+    call's ``late`` report."""
+
+    __slots__ = ("done", "late", "lock", "outcomes", "remaining", "waiting")
+
+    def __init__(self, count: int) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.remaining = count
+        self.waiting = True
+        self.outcomes: list[Outcome | None] = [None] * count
+        self.late: list[Report | None] = [None] * count
+
+    def reporter(self, index: int) -> Report:
+        def report(result: Any, failure: StatesError | None) -> None:  # on the pool thread
+            with self.lock:
+                if self.waiting:
+                    self.outcomes[index] = (result, failure)
+                    self.remaining -= 1
+                    if not self.remaining:
+                        self.done.set()
+                    return
+                late = self.late[index]
+            if late is not None:
+                late(result, failure)
+
+        return report
+
+
 class _Batch:
     __slots__ = ("calls", "current_since", "drainers")
 
@@ -157,6 +192,32 @@ class FunctionInvoker:
         self._threads.run(lambda: _drain_batch(batch))
         if self._loop is not None and len(calls) > 1:
             self._loop.call_later(BATCH_SLICE_SECONDS, self._watch_batch, batch)
+
+    def run_waiting(
+        self,
+        calls: list[LambdaCall],
+        timeout: float,
+        late: Callable[[int, BatchCall], Report],
+    ) -> list[Outcome | BatchCall]:
+        """Run plain sync calls as ``run_batch`` does, and wait up to ``timeout`` seconds for
+        them; the waiting thread holds no GIL, so the pool's thread runs them meanwhile. Each
+        call answered in time is returned as its ``Outcome``; the others as their running
+        ``BatchCall``, whose answer goes, when it comes, to the report ``late(i, call)``
+        returned (asked for once the wait is over, before any such answer is passed on)."""
+        waited = _Waited(len(calls))
+        items = [BatchCall(call, waited.reporter(i)) for i, call in enumerate(calls)]
+        self.run_batch(items)
+        waited.done.wait(timeout)
+        with waited.lock:
+            waited.waiting = False
+            answers: list[Outcome | BatchCall] = []
+            for i, outcome in enumerate(waited.outcomes):
+                if outcome is None:
+                    waited.late[i] = late(i, items[i])
+                    answers.append(items[i])
+                else:
+                    answers.append(outcome)
+        return answers
 
     def _watch_batch(self, batch: _Batch) -> None:
         if not batch.calls:

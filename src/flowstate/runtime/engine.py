@@ -106,6 +106,9 @@ log = logging.getLogger("flowstate.engine")
 # Calls one execution makes inside one tick before the rest wait for the next tick (a loop
 # of quick Tasks must not hold the tick, and other executions, for long).
 INLINE_CALLS_PER_TICK = 100
+# A function one of whose calls a tick gave up waiting for (``sync_wait_seconds``) is not
+# waited for again during this long: its calls answer in a later tick, as any slow call's.
+SLOW_CALL_PAUSE_SECONDS = 1.0
 STOPPED_MEMO = 4096  # executions remembered as stopped (wait_stopped answers without a read)
 T = TypeVar("T")
 
@@ -139,6 +142,10 @@ class EngineSettings:
     # (Engine._may_hold): its stored history lags by up to this while it runs calls, and a
     # crash re-runs up to this much of them (at-least-once, as any call). 0: never held.
     hold_calls_seconds: float = 0.1
+    # How long a tick waits for the plain sync calls its executions made (they run on the
+    # pool's threads meanwhile) before it goes on without them: an answer that came by then
+    # is stepped in the same tick, as an ``async`` handler's is. 0: never waits.
+    sync_wait_seconds: float = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,28 @@ _CALL_OUTCOMES = (TaskSucceeded, TaskFailed, TaskStarted)
 
 
 _Applied = tuple[Live, TickChanges, list[Command], ExecutionDelta | None]
+
+
+class _Stepping:
+    """An execution in a tick whose step waits for calls made within the tick."""
+
+    __slots__ = ("changes", "commands", "failed", "items", "live")
+
+    def __init__(
+        self, live: Live, items: list[_Item], changes: TickChanges, commands: list[Command]
+    ) -> None:
+        self.live, self.items, self.changes, self.commands = live, items, changes, commands
+        self.failed = False
+
+
+class _Parked:
+    """A plain sync call made within a tick: its execution's step goes on with its answer
+    once the tick's round of such calls is over (``Engine._run_round``)."""
+
+    __slots__ = ("command", "stepping", "task")
+
+    def __init__(self, stepping: _Stepping, command: ScheduleTask, task: LambdaCall) -> None:
+        self.stepping, self.command, self.task = stepping, command, task
 
 
 class _Tick:
@@ -281,6 +310,10 @@ class Engine:
         # Calls in flight per execution (task id -> call), and mocked executions' test cases.
         self._running: dict[str, dict[str, Future[Any] | asyncio.Future[Any] | BatchCall]] = {}
         self._sync_calls: list[BatchCall] = []  # sync calls of this turn, one batch (see flush)
+        # While a tick steps its executions: the plain sync calls it waits for (_run_round).
+        self._round: list[_Parked] | None = None
+        self._stepping: _Stepping | None = None  # the execution being stepped, meanwhile
+        self._slow: dict[str, float] = {}  # function -> loop time until which it is not waited for
         self._sessions: dict[str, MockSession | None] = {}
         self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
         self._calls_since: float | None = None  # virtual clock: calls alone running since
@@ -607,46 +640,124 @@ class Engine:
             foreign = self._foreign.intersection(missing)
             self._foreign -= foreign
         now = self.clock.now()
-        for arn, items in batch.items():
-            live = lives[arn]
-            if live is None:
-                if arn in foreign:  # another node owns it now: not ours to change
-                    self._drop(arn, items, tick.waiters.pop(arn, []), LeaseLost([arn]))
+        # Plain sync calls made while stepping: run on the pool's threads, and waited for
+        # together once every execution has been stepped (_run_round).
+        round_: list[_Parked] = []
+        self._round = round_ if self.settings.sync_wait_seconds > 0 else None
+        waiting: list[_Stepping] = []
+        try:
+            for arn, items in batch.items():
+                live = lives[arn]
+                if live is None:
+                    if arn in foreign:  # another node owns it now: not ours to change
+                        self._drop(arn, items, tick.waiters.pop(arn, []), LeaseLost([arn]))
+                        continue
+                    fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
+                    if fired:  # a timer of an execution that is gone: drop its row
+                        tick.orphans[arn] = fired
+                    for item in items:
+                        if isinstance(item, Callback) and not item.future.done():
+                            item.future.set_exception(TaskGone(arn))  # the execution has ended
+                        elif isinstance(item, _Start) and not item.future.done():  # (defensive)
+                            item.future.set_exception(NotRedrivable("the execution is gone"))
+                    for future in tick.waiters.pop(arn, ()):  # nothing to change: answer now
+                        if not future.done():
+                            future.set_result(None)
                     continue
-                fired = [e.timer_id for e in items if isinstance(e, TimerFired)]
-                if fired:  # a timer of an execution that is gone: drop its row
-                    tick.orphans[arn] = fired
-                for item in items:
-                    if isinstance(item, Callback) and not item.future.done():
-                        item.future.set_exception(TaskGone(arn))  # the execution has ended
-                    elif isinstance(item, _Start) and not item.future.done():  # (defensive)
-                        item.future.set_exception(NotRedrivable("the execution is gone"))
-                for future in tick.waiters.pop(arn, ()):  # nothing to change: answer now
-                    if not future.done():
-                        future.set_result(None)
-                continue
-            changes = live.held if live.held is not None else TickChanges()
-            if live.held_items:  # (what the held steps took: replayed if the commit fails)
-                items = batch[arn] = live.held_items + items
-            try:
-                commands = self._apply(live, items, changes, now)
-                if self._may_hold(live, items, commands, changes, tick):
-                    self._hold(live, items, changes)
+                changes = live.held if live.held is not None else TickChanges()
+                if live.held_items:  # (what the held steps took: replayed if the commit fails)
+                    items = batch[arn] = live.held_items + items
+                stepping = _Stepping(live, items, changes, [])
+                self._stepping = stepping
+                try:
+                    self._apply(live, items, changes, now, stepping.commands)
+                except Exception as error:
+                    self._step_failed_in_tick(tick, stepping, error)
                     continue
-                delta = build_delta(live, changes, now)
-            except Exception as error:
-                log.exception("flowstate: execution %s could not take its next step", arn)
-                self._release_held(live)
-                self._step_failed(tick, live, items, error)
-                continue
-            self._release_held(live)
-            if delta is not None:
-                tick.deltas.append(delta)
-            tick.applied.append((live, changes, commands, delta))
+                if round_ and round_[-1].stepping is stepping:
+                    waiting.append(stepping)  # its step goes on once its calls have answered
+                    continue
+                self._settle(tick, stepping, now)
+            while round_:
+                self._round = []
+                self._run_round(tick, round_, now)
+                round_ = self._round
+        finally:  # (a tick that broke off: no call is parked for the next)
+            self._round = self._stepping = None
+        for stepping in waiting:
+            if not stepping.failed:
+                self._settle(tick, stepping, now)
         tick.deltas.extend(
             ExecutionDelta(arn, timers_removed=ids) for arn, ids in tick.orphans.items()
         )
         return tick
+
+    def _settle(self, tick: _Tick, stepping: _Stepping, now: datetime) -> None:
+        """``stepping``'s step is over: hold it, or put its delta into ``tick``."""
+        live, items, changes, commands = (
+            stepping.live,
+            stepping.items,
+            stepping.changes,
+            stepping.commands,
+        )
+        try:
+            if self._may_hold(live, items, commands, changes, tick):
+                self._hold(live, items, changes)
+                return
+            delta = build_delta(live, changes, now)
+        except Exception as error:
+            self._step_failed_in_tick(tick, stepping, error)
+            return
+        self._release_held(live)
+        if delta is not None:
+            tick.deltas.append(delta)
+        tick.applied.append((live, changes, commands, delta))
+
+    def _step_failed_in_tick(self, tick: _Tick, stepping: _Stepping, error: Exception) -> None:
+        live = stepping.live
+        log.exception("flowstate: execution %s could not take its next step", live.arn)
+        stepping.failed = True
+        self._release_held(live)
+        self._step_failed(tick, live, stepping.items, error)
+
+    def _run_round(self, tick: _Tick, parked: list[_Parked], now: datetime) -> None:
+        """Run the tick's parked sync calls on the pool's threads and wait for them, up to
+        ``sync_wait_seconds``; each execution steps on with the answers that came. A call not
+        answered by then runs on as any call does (its answer comes in a later tick), and
+        its function is not waited for during the next ``SLOW_CALL_PAUSE_SECONDS``."""
+        assert self._invoker is not None and self._loop is not None
+
+        def late(index: int, item: BatchCall) -> Callable[[Any, StatesError | None], None]:
+            park = parked[index]
+            live, task_id = park.stepping.live, park.command.task_id
+            finished = self._finisher(live, task_id)
+            self._running.setdefault(live.arn, {})[task_id] = item
+            self._finishers[(live.arn, task_id)] = finished
+            return self._reporter(task_id, finished)
+
+        answers = self._invoker.run_waiting(
+            [park.task for park in parked], self.settings.sync_wait_seconds, late
+        )
+        for park, answer in zip(parked, answers, strict=True):
+            stepping = park.stepping
+            if isinstance(answer, BatchCall):
+                self._slow[park.task.function.name] = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
+                continue
+            if stepping.failed:
+                continue
+            task_id = park.command.task_id
+            del stepping.changes.tasks_added[task_id]  # done within the tick
+            result, failure = answer
+            event = _sync_event(task_id, result, failure)
+            live = stepping.live
+            self._stepping = stepping
+            try:
+                out = live.execution.step(event, now)
+                self._collect(live, out, stepping.changes, stepping.commands, now)
+            except Exception as error:
+                self._step_failed_in_tick(tick, stepping, error)
+            finally:
+                self._stepping = None
 
     def _may_hold(
         self,
@@ -803,12 +914,17 @@ class Engine:
                 future.set_exception(error)
 
     def _apply(
-        self, live: Live, items: list[_Item], changes: TickChanges, now: datetime
-    ) -> list[Command]:
-        """Step ``live`` through this tick's items; returns the commands to carry out."""
+        self,
+        live: Live,
+        items: list[_Item],
+        changes: TickChanges,
+        now: datetime,
+        commands: list[Command],
+    ) -> None:
+        """Step ``live`` through this tick's items; the commands to carry out go to
+        ``commands``."""
         execution = live.execution
         execution.known_activities = self.external.activities.known
-        commands: list[Command] = []
         for item in items:
             if isinstance(item, (_Rewrite, _Flush)):
                 continue  # nothing to step: build_delta writes what there is
@@ -842,7 +958,6 @@ class Engine:
                     changes.timers_added.pop(item.timer_id, None)
                 out = execution.step(self.external.prepare(live, item, changes), now)
             self._collect(live, out, changes, commands, now)
-        return commands
 
     def _collect(
         self,
@@ -907,6 +1022,10 @@ class Engine:
                     # a start whose reply was lost; the retried start runs them again.
                     changes.inline_calls += 1
                     answer = self._call_now(live, command)
+                    if isinstance(answer, LambdaCall):  # waited for with the tick's round
+                        assert self._round is not None and self._stepping is not None
+                        self._round.append(_Parked(self._stepping, command, answer))
+                        continue
                     if answer is not None:
                         del changes.tasks_added[command.task_id]  # done within the tick
                         pending.extend(execution.step(answer, now))
@@ -1164,15 +1283,7 @@ class Engine:
         function = task.function
         if not function.isolate and function.concurrency is None:
             # A plain sync handler: into this turn's batch (one thread hand-over for all).
-            def report(result: Any, failure: StatesError | None) -> None:  # handler's thread
-                event: Event
-                if failure is None:
-                    event = TaskSucceeded(task_id, result)
-                else:
-                    event = TaskFailed(task_id, failure.error, failure.cause)
-                self._completed(finished, event)
-
-            item = BatchCall(task, report)
+            item = BatchCall(task, self._reporter(task_id, finished))
             self._running.setdefault(arn, {})[task_id] = item
             self._finishers[(arn, task_id)] = finished
             if not self._sync_calls:
@@ -1210,11 +1321,43 @@ class Engine:
         )
         self._finishers[(arn, task_id)] = finished
 
-    def _call_now(self, live: Live, command: ScheduleTask) -> Event | None:
+    def _reporter(
+        self, task_id: str, finished: Callable[[Event | None], None]
+    ) -> Callable[[Any, StatesError | None], None]:
+        """A sync call's report (on the handler's thread): its event goes to the loop."""
+
+        def report(result: Any, failure: StatesError | None) -> None:
+            self._completed(finished, _sync_event(task_id, result, failure))
+
+        return report
+
+    def _waits_for(self, task: LambdaCall) -> bool:
+        """Whether the tick may wait for ``task``, a plain sync call (see ``_run_round``)."""
+        function = task.function
+        if (
+            self._round is None
+            or function.is_async
+            or function.isolate
+            or function.concurrency is not None
+            or self._invoker is None
+        ):
+            return False
+        if self._slow:
+            until = self._slow.get(function.name)
+            if until is not None:
+                assert self._loop is not None
+                if until > self._loop.time():
+                    return False
+                del self._slow[function.name]
+        return True
+
+    def _call_now(self, live: Live, command: ScheduleTask) -> Event | LambdaCall | None:
         """Call a Lambda task's function inside the tick that scheduled it. Returns its
         outcome when it is known at once: decided without a call (a mock, a missing
-        function), or an ``async`` handler that returned without awaiting. Else None: the
-        call runs on (on this loop, a pool thread or a process) and is watched like any."""
+        function), or an ``async`` handler that returned without awaiting. A plain sync call
+        the tick waits for is returned as it is, to be parked for the tick's round. Else
+        None: the call runs on (on this loop, a pool thread or a process) and is watched
+        like any."""
         task = self._dispatch(live, command)
         task_id = command.task_id
         if isinstance(task, Answered):
@@ -1228,6 +1371,8 @@ class Engine:
                 return _outcome(task_id, call)
             self._watch_call(live.arn, task_id, call, self._finisher(live, task_id))
             return None
+        if not isinstance(task, HttpCall) and self._waits_for(task):
+            return task
         self._perform_call(live, task_id, task, self._finisher(live, task_id))
         return None
 
@@ -1600,6 +1745,12 @@ def _on_this_loop(task: LambdaCall) -> bool:
     behind, not in a process of its own)."""
     function = task.function
     return function.is_async and not function.isolate and function.concurrency is None
+
+
+def _sync_event(task_id: str, result: Any, failure: StatesError | None) -> Event:
+    if failure is None:
+        return TaskSucceeded(task_id, result)
+    return TaskFailed(task_id, failure.error, failure.cause)
 
 
 def _outcome(task_id: str, call: asyncio.Task[Any]) -> Event:

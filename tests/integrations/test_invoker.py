@@ -140,3 +140,58 @@ def test_isolated_functions_run_in_their_own_process_with_the_same_error_shape()
     cause = json.loads(failure.value.cause or "")
     assert failure.value.error == "KeyError" and cause["errorMessage"] == "'k'"
     assert len(cause["stackTrace"]) == 1 and "in isolated_fail\n" in cause["stackTrace"][0]
+
+
+def test_run_waiting_returns_the_answers_that_came_in_time_and_passes_on_the_rest() -> None:
+    release = threading.Event()
+    threads: list[str] = []
+
+    def work(event: Any, context: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        if event == "stuck":
+            release.wait(10)
+        if event == "bad":
+            raise ValueError("no")
+        return {"got": event}
+
+    registry = FunctionRegistry({"work": work})
+    invoker = FunctionInvoker(threads=4)
+    late_answers: list[tuple[int, Any, StatesError | None]] = []
+    answered_late = threading.Event()
+    asked: list[int] = []
+
+    def late(index: int, item: Any) -> Any:
+        asked.append(index)
+        assert not item.abandoned
+
+        def report(result: Any, failure: StatesError | None) -> None:
+            late_answers.append((index, result, failure))
+            answered_late.set()
+
+        return report
+
+    try:
+        calls = [_call(registry, "work", e) for e in (1, "bad", "stuck", 4)]
+        answers = invoker.run_waiting(calls, 0.2, late)
+        assert answers[0] == ({"got": 1}, None)
+        result, failure = answers[1]  # type: ignore[misc]
+        assert result is None and isinstance(failure, StatesError)
+        assert failure.error == "ValueError" and "no" in failure.cause
+        # the stuck call, and the one queued behind it on the same thread, came too late
+        assert not isinstance(answers[2], tuple) and not isinstance(answers[3], tuple)
+        assert asked == [2, 3]
+        assert late_answers == []
+        release.set()
+        assert answered_late.wait(10)
+        for _ in range(100):  # the fourth follows the third on its thread
+            if len(late_answers) == 2:
+                break
+            threading.Event().wait(0.01)
+        assert sorted(late_answers, key=lambda a: a[0]) == [
+            (2, {"got": "stuck"}, None),
+            (3, {"got": 4}, None),
+        ]
+        assert all(name.startswith("flowstate-fn") for name in threads)
+    finally:
+        release.set()
+        invoker.close()

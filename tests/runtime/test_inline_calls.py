@@ -321,12 +321,14 @@ def test_sync_calls_of_many_executions_all_complete(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("hold", [0.0, 60.0])
 def test_steps_between_quick_sync_calls_are_committed_together(hold: float, tmp_path: Path) -> None:
+    """Sync calls the tick does not wait for (``sync_wait_seconds=0``) answer in later
+    ticks; their steps are held and committed together."""
     store = open_store(str(tmp_path / "flowstate.db"))
 
     def step(event: Any, context: Any) -> Any:
         return event + 1
 
-    engine, arn = run_one(store, chain(6), step, 0, hold_calls_seconds=hold)
+    engine, arn = run_one(store, chain(6), step, 0, hold_calls_seconds=hold, sync_wait_seconds=0)
     row = store.get_execution(arn)
     assert row is not None and row.status == "SUCCEEDED" and row.output == "6"
     events = store.get_history(arn, 1000).items
@@ -424,3 +426,149 @@ def test_stopping_the_engine_commits_held_steps(tmp_path: Path) -> None:
     assert types.count("LambdaFunctionSucceeded") == 1  # the first call's answer is stored
     assert types[-1] == "LambdaFunctionStarted"  # and the second call as started
     assert [t.task_id for t in store.pending_tasks(start.arn)] != []  # re-run on restart
+
+
+def test_quick_sync_calls_are_answered_within_the_tick_on_the_pool_threads(
+    tmp_path: Path,
+) -> None:
+    """The tick waits briefly for the plain sync calls it made (they run on the pool's
+    threads, never on the engine's): an Express chain of them is one commit."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    threads: list[threading.Thread] = []
+
+    def step(event: Any, context: Any) -> Any:
+        threads.append(threading.current_thread())
+        return {"n": event["n"] + 1}
+
+    engine, arn = run_one(store, chain(4), step, {"n": 0}, type="EXPRESS")
+    row = store.get_execution(arn)
+    assert (
+        row is not None and row.status == "SUCCEEDED" and json.loads(row.output or "") == {"n": 4}
+    )
+    assert len(threads) == 4 and threading.main_thread() not in threads
+    assert all(t.name.startswith("flowstate-fn") for t in threads)
+    assert engine.commits == 1
+
+
+def test_a_standard_chain_of_quick_sync_calls_is_two_commits(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    stored_when_called: list[bool] = []
+
+    def step(event: Any, context: Any) -> Any:
+        stored_when_called.append(store.get_execution(arn_of("e1")) is not None)
+        return event + 1
+
+    engine, arn = run_one(store, chain(5), step, 0)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "5"
+    assert stored_when_called == [True] * 5  # the start is stored before the first call
+    assert engine.commits == 2  # the start; then the five calls and the end
+    types = [e.type for e in store.get_history(arn, 1000).items]
+    assert types.count("LambdaFunctionSucceeded") == 5 and types[-1] == "ExecutionSucceeded"
+    assert store.pending_tasks(arn) == []
+
+
+def test_a_sync_call_that_outlasts_the_wait_answers_in_a_later_tick(tmp_path: Path) -> None:
+    """The tick gives up waiting after ``sync_wait_seconds``: the execution's step is
+    committed with the call running (its task row stored), the engine's loop goes on, and
+    the answer steps the execution when it comes. The function is then not waited for."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    definition = chain(3)
+    store.create_state_machine(
+        StateMachineRecord(
+            MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
+        )
+    )
+    release = threading.Event()
+    calls: list[str] = []
+
+    def step(event: Any, context: Any) -> Any:
+        calls.append(context.idempotency_key)
+        if len(calls) == 2:
+            release.wait(30)
+        return event + 1
+
+    start = request(definition, "e1", "STANDARD", 0)
+
+    async def main() -> tuple[list[str], int]:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"step": step}),
+            settings=EngineSettings(sync_wait_seconds=0.01, hold_calls_seconds=0),
+        )
+        await engine.start()
+        await engine.start_execution(start)
+        running: list[str] = []
+        for _ in range(2000):  # (the loop is free while the call runs)
+            running = [t.task_id for t in store.pending_tasks(start.arn)]
+            if running == ["0:8"]:
+                break
+            await asyncio.sleep(0.005)
+        release.set()
+        await engine.wait_stopped(start.arn)
+        await engine.stop()
+        return running, engine.commits
+
+    running, commits = asyncio.run(main())
+    assert running == ["0:8"]  # the second call's row, stored while it ran
+    row = store.get_execution(start.arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "3"
+    assert len(calls) == 3
+    # the start; the first answer with the second call running; its answer (the third call
+    # is not waited for, its function having been slow); the third answer and the end
+    assert commits == 4
+    types = [e.type for e in store.get_history(start.arn, 1000).items]
+    assert types.count("LambdaFunctionSucceeded") == 3 and store.pending_tasks(start.arn) == []
+
+
+def test_a_failing_sync_call_within_the_tick_is_retried_and_caught(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    attempts: list[int] = []
+
+    def step(event: Any, context: Any) -> Any:
+        attempts.append(event)
+        raise KeyError("missing")
+
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": FN + "step",
+                "Retry": [{"ErrorEquals": ["KeyError"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    engine, arn = run_one(store, definition, step, 7, type="EXPRESS")
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED"
+    output = json.loads(row.output or "")
+    assert output["Error"] == "KeyError"
+    assert json.loads(output["Cause"])["errorMessage"] == "'missing'"
+    assert attempts == [7, 7]
+
+
+def test_sync_calls_of_parallel_branches_are_waited_for_together(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+    seen: list[Any] = []
+
+    def step(event: Any, context: Any) -> Any:
+        seen.append(event)
+        return event * 10
+
+    branches = [
+        {"StartAt": name, "States": {name: {"Type": "Task", "Resource": FN + "step", "End": True}}}
+        for name in ("A", "B", "C")
+    ]
+    definition = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Parallel", "Branches": branches, "End": True}},
+    }
+    engine, arn = run_one(store, definition, step, 3, type="EXPRESS")
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "[30,30,30]"
+    assert seen == [3, 3, 3] and engine.commits == 1

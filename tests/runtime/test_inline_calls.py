@@ -543,7 +543,7 @@ def test_a_failing_sync_call_within_the_tick_is_retried_and_caught(tmp_path: Pat
             "Caught": {"Type": "Pass", "End": True},
         },
     }
-    engine, arn = run_one(store, definition, step, 7, type="EXPRESS")
+    _, arn = run_one(store, definition, step, 7, type="EXPRESS")
     row = store.get_execution(arn)
     assert row is not None and row.status == "SUCCEEDED"
     output = json.loads(row.output or "")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from flowstate.asl import errors, scope
 from flowstate.asl.errors import EvaluationError, StatesError
 from flowstate.asl.model import JSONATA, Catcher, Evaluable, Expression, State
@@ -254,5 +256,12 @@ def _exceeds(value: Any, limit: int) -> bool:
     if isinstance(value, str):
         return len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) + 2 > limit
     if isinstance(value, (dict, list)):
-        return json_size(value) > limit
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # (what orjson refuses: the exact size, from the stdlib's text)
+            return json_size(value) > limit
+        # dump_json's text differs from orjson's only where orjson writes null for NaN or an
+        # infinity (at most "-Infinity": 9 bytes for 4), so far below the limit it is not
+        # needed (this runs on every state's result).
+        return size * 3 >= limit and json_size(value) > limit
     return False

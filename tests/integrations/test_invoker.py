@@ -172,7 +172,7 @@ def test_run_waiting_returns_the_answers_that_came_in_time_and_passes_on_the_res
 
     try:
         calls = [_call(registry, "work", e) for e in (1, "bad", "stuck", 4)]
-        answers = invoker.run_waiting(calls, 0.2, late)
+        answers, slow = invoker.run_waiting(calls, 0.2, late, slow_after=0.1)
         assert answers[0] == ({"got": 1}, None)
         result, failure = answers[1]  # type: ignore[misc]
         assert result is None and isinstance(failure, StatesError)
@@ -180,6 +180,7 @@ def test_run_waiting_returns_the_answers_that_came_in_time_and_passes_on_the_res
         # the stuck call, and the one queued behind it on the same thread, came too late
         assert not isinstance(answers[2], tuple) and not isinstance(answers[3], tuple)
         assert asked == [2, 3]
+        assert slow == [2]  # still running at the end of the wait; the fourth never started
         assert late_answers == []
         release.set()
         assert answered_late.wait(10)

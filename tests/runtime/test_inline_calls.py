@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from flowstate.integrations.functions import FunctionRegistry
+from flowstate.interpreter.messages import TaskSucceeded
 from flowstate.runtime.clock import VirtualClock
-from flowstate.runtime.engine import INLINE_CALLS_PER_TICK, Engine, EngineSettings, StartRequest
+from flowstate.runtime.engine import (
+    INLINE_CALLS_PER_TICK,
+    QUICK_CALL_SECONDS,
+    Engine,
+    EngineSettings,
+    StartRequest,
+)
 from flowstate.storage import StateMachineRecord, Store, open_store
 from flowstate.testing import run_workflow
 
@@ -572,3 +579,145 @@ def test_sync_calls_of_parallel_branches_are_waited_for_together(tmp_path: Path)
     row = store.get_execution(arn)
     assert row is not None and row.status == "SUCCEEDED" and row.output == "[30,30,30]"
     assert seen == [3, 3, 3] and engine.commits == 1
+
+
+@pytest.mark.parametrize("type", ["EXPRESS", "STANDARD"])
+def test_a_branch_failing_in_the_round_ends_the_parallel_and_drops_the_other_answer(
+    type: str, tmp_path: Path
+) -> None:
+    """Both branches' calls answer in the same round; the first answer fails the Parallel,
+    which cancels the second branch's task: its answer, in hand already, is dropped."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    calls: list[str] = []
+
+    def bad(event: Any, context: Any) -> Any:
+        calls.append("bad")
+        raise ValueError("boom")
+
+    def good(event: Any, context: Any) -> Any:
+        calls.append("good")
+        return event
+
+    branches = [
+        {"StartAt": name, "States": {name: {"Type": "Task", "Resource": FN + name, "End": True}}}
+        for name in ("bad", "good")
+    ]
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": FN + "good", "Next": "P"},
+            "P": {"Type": "Parallel", "Branches": branches, "End": True},
+        },
+    }
+    store.create_state_machine(
+        StateMachineRecord(MACHINE_ARN, "chain", type, json.dumps(definition), ROLE, "r1", T0, T0)
+    )
+    start = request(definition, "e1", type, 1)
+
+    async def main() -> None:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"bad": bad, "good": good}),
+            settings=EngineSettings(express_history=True, sync_wait_seconds=1.0),
+        )
+        await engine.start()
+        await asyncio.wait_for(engine.start_execution(start), 10)
+        await asyncio.wait_for(engine.wait_stopped(start.arn), 10)
+        await engine.stop()
+
+    asyncio.run(main())
+    row = store.get_execution(start.arn)
+    assert row is not None and (row.status, row.error) == ("FAILED", "ValueError")
+    assert sorted(calls) == ["bad", "good", "good"]
+    if type == "STANDARD":
+        assert store.pending_tasks(start.arn) == []
+        types = [e.type for e in store.get_history(start.arn, 1000).items]
+        assert types.count("LambdaFunctionFailed") == 1 and types[-1] == "ExecutionFailed"
+        assert "LambdaFunctionSucceeded" in types  # the first state's call only
+        assert types.count("LambdaFunctionSucceeded") == 1
+
+
+def test_a_stop_in_the_tick_that_parks_a_call_ends_the_execution(tmp_path: Path) -> None:
+    """An answer and a stop in one tick: the answer's step parks the next call, the stop
+    then cancels it; the execution ends ABORTED and the call's answer is dropped."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+    definition = chain(2)
+    store.create_state_machine(
+        StateMachineRecord(
+            MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
+        )
+    )
+    release = threading.Event()
+    calls: list[Any] = []
+
+    def step(event: Any, context: Any) -> Any:
+        calls.append(event)
+        if len(calls) == 1:
+            release.wait(30)  # answered by the test instead
+        return event + 1
+
+    start = request(definition, "e1", "STANDARD", 0)
+
+    async def main() -> None:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"step": step}),
+            settings=EngineSettings(hold_calls_seconds=0),
+        )
+        await engine.start()
+        await engine.start_execution(start)
+        for _ in range(2000):
+            if store.pending_tasks(start.arn) and calls:
+                break
+            await asyncio.sleep(0.005)
+        task_id = store.pending_tasks(start.arn)[0].task_id
+        answer = asyncio.ensure_future(engine.apply(start.arn, TaskSucceeded(task_id, 1)))
+        stop = asyncio.ensure_future(engine.stop_execution(start.arn, "Stopped", "by the test"))
+        await asyncio.wait_for(asyncio.gather(answer, stop), 10)
+        release.set()
+        await asyncio.wait_for(engine.wait_stopped(start.arn), 10)
+        await engine.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+    row = store.get_execution(start.arn)
+    assert row is not None and row.status == "ABORTED"
+    assert store.pending_tasks(start.arn) == []
+    types = [e.type for e in store.get_history(start.arn, 1000).items]
+    assert types[-1] == "ExecutionAborted" and "LambdaFunctionSucceeded" in types
+
+
+def test_a_function_whose_call_was_not_quick_is_not_waited_for(tmp_path: Path) -> None:
+    """A call that answers within the wait but ran longer than QUICK_CALL_SECONDS: its
+    function's next call is made without waiting (it answers in a later tick)."""
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    def step(event: Any, context: Any) -> Any:
+        threading.Event().wait(QUICK_CALL_SECONDS * 20)
+        return event + 1
+
+    engine, arn = run_one(store, chain(3), step, 0, sync_wait_seconds=2.0, hold_calls_seconds=0)
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "3"
+    # the start; the first answer with the second call waited for (answered, not quick)
+    # and the third running; the third's answer and the end
+    assert engine.commits == 3
+
+
+def test_a_tick_waits_at_most_its_budget_in_all(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "flowstate.db"))
+
+    def step(event: Any, context: Any) -> Any:
+        return event + 1
+
+    engine, arn = run_one(
+        store, chain(4), step, 0, sync_wait_tick_seconds=0.0, hold_calls_seconds=0
+    )
+    row = store.get_execution(arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "4"
+    assert engine.commits == 1 + 4  # no call waited for: each answer is a tick of its own
+    assert store.pending_tasks(arn) == []

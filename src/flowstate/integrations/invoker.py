@@ -116,20 +116,30 @@ class BatchCall:
 class _Waited:
     """The calls of a batch whose caller waits for them (``FunctionInvoker.run_waiting``):
     an answer that comes while it waits is kept for it; one that comes later goes to the
-    call's ``late`` report."""
+    call's ``late`` report. Each call's time is taken from when its thread began it
+    (``_Batch.current_since``)."""
 
-    __slots__ = ("done", "late", "lock", "outcomes", "remaining", "waiting")
+    __slots__ = ("batch", "done", "late", "lock", "outcomes", "remaining", "slow", "waiting")
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, slow_after: float) -> None:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.remaining = count
         self.waiting = True
         self.outcomes: list[Outcome | None] = [None] * count
         self.late: list[Report | None] = [None] * count
+        self.slow = slow_after  # a call that ran longer than this is reported as slow
+        self.batch: _Batch | None = None
 
-    def reporter(self, index: int) -> Report:
+    def running_for(self, now: float) -> float:
+        """How long the call running now has run (0: none is)."""
+        since = self.batch.current_since if self.batch is not None else None
+        return 0.0 if since is None else now - since
+
+    def reporter(self, index: int, slow: list[int]) -> Report:
         def report(result: Any, failure: StatesError | None) -> None:  # on the pool thread
+            if self.running_for(time.monotonic()) > self.slow:
+                slow.append(index)
             with self.lock:
                 if self.waiting:
                     self.outcomes[index] = (result, failure)
@@ -188,9 +198,11 @@ class FunctionInvoker:
         pool thread: one hand-over for the lot instead of one per call. A call that takes
         longer than ``BATCH_SLICE_SECONDS`` does not hold up the rest: another thread takes
         them over (the engine's loop watches, when there is one)."""
-        batch = _Batch(calls)
+        self._start_batch(_Batch(calls))
+
+    def _start_batch(self, batch: _Batch) -> None:
         self._threads.run(lambda: _drain_batch(batch))
-        if self._loop is not None and len(calls) > 1:
+        if self._loop is not None and len(batch.calls) > 1:
             self._loop.call_later(BATCH_SLICE_SECONDS, self._watch_batch, batch)
 
     def run_waiting(
@@ -198,26 +210,40 @@ class FunctionInvoker:
         calls: list[LambdaCall],
         timeout: float,
         late: Callable[[int, BatchCall], Report],
-    ) -> list[Outcome | BatchCall]:
+        *,
+        slow_after: float,
+    ) -> tuple[list[Outcome | BatchCall], list[int]]:
         """Run plain sync calls as ``run_batch`` does, and wait up to ``timeout`` seconds for
-        them; the waiting thread holds no GIL, so the pool's thread runs them meanwhile. Each
-        call answered in time is returned as its ``Outcome``; the others as their running
+        them; the waiting thread holds no GIL, so the pool's thread runs them meanwhile.
+
+        Returns each call's ``Outcome`` if it answered in time, else its running
         ``BatchCall``, whose answer goes, when it comes, to the report ``late(i, call)``
-        returned (asked for once the wait is over, before any such answer is passed on)."""
-        waited = _Waited(len(calls))
-        items = [BatchCall(call, waited.reporter(i)) for i, call in enumerate(calls)]
-        self.run_batch(items)
-        waited.done.wait(timeout)
+        returned (asked for once the wait is over, before any such answer is passed on);
+        and the indexes of the calls seen to run longer than ``slow_after`` seconds by then
+        (an answered one, or the one still running when the wait ended; not those queued
+        behind it)."""
+        slow: list[int] = []
+        waited = _Waited(len(calls), slow_after)
+        items = [BatchCall(call, waited.reporter(i, slow)) for i, call in enumerate(calls)]
+        waited.batch = _Batch(items)
+        self._start_batch(waited.batch)
+        if timeout > 0:
+            waited.done.wait(timeout)
         with waited.lock:
             waited.waiting = False
             answers: list[Outcome | BatchCall] = []
+            running: int | None = None
             for i, outcome in enumerate(waited.outcomes):
                 if outcome is None:
                     waited.late[i] = late(i, items[i])
                     answers.append(items[i])
+                    running = i if running is None else running
                 else:
                     answers.append(outcome)
-        return answers
+            if running is not None and waited.running_for(time.monotonic()) > slow_after:
+                slow.append(running)
+            found = list(slow)
+        return answers, found
 
     def _watch_batch(self, batch: _Batch) -> None:
         if not batch.calls:

@@ -109,6 +109,8 @@ INLINE_CALLS_PER_TICK = 100
 # A function one of whose calls a tick gave up waiting for (``sync_wait_seconds``) is not
 # waited for again during this long: its calls answer in a later tick, as any slow call's.
 SLOW_CALL_PAUSE_SECONDS = 1.0
+# ... and so is one that ran longer than this: a tick waits for quick calls only.
+QUICK_CALL_SECONDS = 0.001
 STOPPED_MEMO = 4096  # executions remembered as stopped (wait_stopped answers without a read)
 T = TypeVar("T")
 
@@ -144,8 +146,11 @@ class EngineSettings:
     hold_calls_seconds: float = 0.1
     # How long a tick waits for the plain sync calls its executions made (they run on the
     # pool's threads meanwhile) before it goes on without them: an answer that came by then
-    # is stepped in the same tick, as an ``async`` handler's is. 0: never waits.
+    # is stepped in the same tick, as an ``async`` handler's is. 0: never waits. The rounds
+    # of one tick (a chain of calls is one round per call) wait at most
+    # ``sync_wait_tick_seconds`` in all; the calls made after that answer in later ticks.
     sync_wait_seconds: float = 0.005
+    sync_wait_tick_seconds: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,9 +683,20 @@ class Engine:
                     waiting.append(stepping)  # its step goes on once its calls have answered
                     continue
                 self._settle(tick, stepping, now)
+            budget_ends = time.monotonic() + self.settings.sync_wait_tick_seconds
             while round_:
+                left = min(budget_ends - time.monotonic(), self.settings.sync_wait_seconds)
+                if left <= 0:  # the tick has waited enough: these calls answer later
+                    self._round = None
+                    for park in round_:
+                        if not park.stepping.failed:
+                            live, task_id = park.stepping.live, park.command.task_id
+                            self._perform_call(
+                                live, task_id, park.task, self._finisher(live, task_id)
+                            )
+                    break
                 self._round = []
-                self._run_round(tick, round_, now)
+                self._run_round(tick, round_, now, left)
                 round_ = self._round
         finally:  # (a tick that broke off: no call is parked for the next)
             self._round = self._stepping = None
@@ -720,12 +736,16 @@ class Engine:
         self._release_held(live)
         self._step_failed(tick, live, stepping.items, error)
 
-    def _run_round(self, tick: _Tick, parked: list[_Parked], now: datetime) -> None:
+    def _run_round(self, tick: _Tick, parked: list[_Parked], now: datetime, timeout: float) -> None:
         """Run the tick's parked sync calls on the pool's threads and wait for them, up to
-        ``sync_wait_seconds``; each execution steps on with the answers that came. A call not
-        answered by then runs on as any call does (its answer comes in a later tick), and
-        its function is not waited for during the next ``SLOW_CALL_PAUSE_SECONDS``."""
+        ``timeout``; each execution steps on with the answers that came. A call not
+        answered by then runs on as any call does (its answer comes in a later tick). A
+        function whose call ran longer than ``QUICK_CALL_SECONDS`` is not waited for during
+        the next ``SLOW_CALL_PAUSE_SECONDS``."""
         assert self._invoker is not None and self._loop is not None
+        parked = [park for park in parked if not park.stepping.failed]  # (its step broke)
+        if not parked:
+            return
 
         def late(index: int, item: BatchCall) -> Callable[[Any, StatesError | None], None]:
             park = parked[index]
@@ -735,21 +755,26 @@ class Engine:
             self._finishers[(live.arn, task_id)] = finished
             return self._reporter(task_id, finished)
 
-        answers = self._invoker.run_waiting(
-            [park.task for park in parked], self.settings.sync_wait_seconds, late
+        answers, slow = self._invoker.run_waiting(
+            [park.task for park in parked], timeout, late, slow_after=QUICK_CALL_SECONDS
         )
+        if slow:
+            until = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
+            for index in slow:
+                self._slow[parked[index].task.function.name] = until
         for park, answer in zip(parked, answers, strict=True):
             stepping = park.stepping
-            if isinstance(answer, BatchCall):
-                self._slow[park.task.function.name] = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
-                continue
-            if stepping.failed:
-                continue
             task_id = park.command.task_id
-            del stepping.changes.tasks_added[task_id]  # done within the tick
+            live = stepping.live
+            # Not stepped: a call that runs on, and the answer of a task its execution has
+            # ended meanwhile (a failed branch cancelled it, a stop, a step that broke).
+            if isinstance(answer, BatchCall) or stepping.failed:
+                continue
+            if not live.execution.has_task(task_id):
+                continue
+            stepping.changes.tasks_added.pop(task_id, None)  # done within the tick
             result, failure = answer
             event = _sync_event(task_id, result, failure)
-            live = stepping.live
             self._stepping = stepping
             try:
                 out = live.execution.step(event, now)

@@ -9,6 +9,7 @@ import contextvars
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from flowstate.integrations.functions import FunctionRegistry
+from flowstate.integrations.invoker import FunctionInvoker
 from flowstate.interpreter.messages import TaskSucceeded
 from flowstate.runtime.clock import VirtualClock
 from flowstate.runtime.engine import (
@@ -721,3 +723,76 @@ def test_a_tick_waits_at_most_its_budget_in_all(tmp_path: Path) -> None:
     assert row is not None and row.status == "SUCCEEDED" and row.output == "4"
     assert engine.commits == 1 + 4  # no call waited for: each answer is a tick of its own
     assert store.pending_tasks(arn) == []
+
+
+def test_no_call_is_waited_for_while_the_pool_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every pool thread taken by a long call, a round gets no answer: the engine then
+    waits for no sync call during the next pause instead of waiting in vain each tick."""
+    store = open_store("memory:")
+    release = threading.Event()
+    rounds: list[int] = []
+    original = FunctionInvoker.run_waiting
+
+    def counted(self: FunctionInvoker, calls: Any, *args: Any, **kwargs: Any) -> Any:
+        rounds.append(len(calls))
+        return original(self, calls, *args, **kwargs)
+
+    monkeypatch.setattr(FunctionInvoker, "run_waiting", counted)
+
+    def stuck(event: Any, context: Any) -> Any:
+        release.wait(30)
+        return event
+
+    def quick(event: Any, context: Any) -> Any:
+        return event + 1
+
+    slow_machine = {
+        "StartAt": "S",
+        "States": {"S": {"Type": "Task", "Resource": FN + "stuck", "End": True}},
+    }
+    quick_machine = chain(3)
+    quick_machine["States"] = {
+        name: {**state, "Resource": FN + "quick"} for name, state in quick_machine["States"].items()
+    }
+    starts = []
+    for name, definition, type in (
+        ("slow", slow_machine, "STANDARD"),
+        ("quick", quick_machine, "EXPRESS"),
+    ):
+        machine = f"{MACHINE_ARN}-{name}"
+        text = json.dumps(definition)
+        store.create_state_machine(
+            StateMachineRecord(machine, f"chain-{name}", type, text, ROLE, "r1", T0, T0)
+        )
+        start = request(definition, name, type, 0)
+        starts.append(replace(start, state_machine_arn=machine, state_machine_name=f"chain-{name}"))
+    first, second = starts
+
+    async def main() -> None:
+        engine = Engine(
+            store,
+            clock=VirtualClock(T0),
+            functions=FunctionRegistry({"stuck": stuck, "quick": quick}),
+            settings=EngineSettings(task_threads=1),
+        )
+        await engine.start()
+        await engine.start_execution(first)  # its call takes the one pool thread
+        await engine.start_execution(second)
+        for _ in range(2000):
+            if rounds:
+                break
+            await asyncio.sleep(0.005)
+        release.set()
+        await asyncio.wait_for(engine.wait_stopped(second.arn), 10)
+        await asyncio.wait_for(engine.wait_stopped(first.arn), 10)
+        await engine.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+    row = store.get_execution(second.arn)
+    assert row is not None and row.status == "SUCCEEDED" and row.output == "3"
+    assert rounds == [1]  # the first call's round found the pool taken; no round after it

@@ -319,6 +319,7 @@ class Engine:
         self._round: list[_Parked] | None = None
         self._stepping: _Stepping | None = None  # the execution being stepped, meanwhile
         self._slow: dict[str, float] = {}  # function -> loop time until which it is not waited for
+        self._pool_busy_until = 0.0  # loop time until which no sync call is waited for
         self._sessions: dict[str, MockSession | None] = {}
         self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
         self._calls_since: float | None = None  # virtual clock: calls alone running since
@@ -762,6 +763,10 @@ class Engine:
             until = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
             for index in slow:
                 self._slow[parked[index].task.function.name] = until
+        if all(isinstance(answer, BatchCall) for answer in answers):
+            # Not one answer: the pool's threads are all taken (by long calls), or the host
+            # stalled. Nothing is waited for during the next pause.
+            self._pool_busy_until = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
         for park, answer in zip(parked, answers, strict=True):
             stepping = park.stepping
             task_id = park.command.task_id
@@ -1367,6 +1372,11 @@ class Engine:
             or self._invoker is None
         ):
             return False
+        if self._pool_busy_until:
+            assert self._loop is not None
+            if self._pool_busy_until > self._loop.time():
+                return False
+            self._pool_busy_until = 0.0
         if self._slow:
             until = self._slow.get(function.name)
             if until is not None:

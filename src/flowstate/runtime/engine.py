@@ -109,7 +109,9 @@ INLINE_CALLS_PER_TICK = 100
 # A function one of whose calls a tick gave up waiting for (``sync_wait_seconds``) is not
 # waited for again during this long: its calls answer in a later tick, as any slow call's.
 SLOW_CALL_PAUSE_SECONDS = 1.0
-# ... and so is one that ran longer than this: a tick waits for quick calls only.
+# ... and so is one two of whose calls, within such a pause, ran longer than this (one alone
+# may be a hiccup of the host or a collection of the garbage collector): a tick waits for
+# quick calls only.
 QUICK_CALL_SECONDS = 0.001
 STOPPED_MEMO = 4096  # executions remembered as stopped (wait_stopped answers without a read)
 T = TypeVar("T")
@@ -320,6 +322,7 @@ class Engine:
         self._stepping: _Stepping | None = None  # the execution being stepped, meanwhile
         self._slow: dict[str, float] = {}  # function -> loop time until which it is not waited for
         self._pool_busy_until = 0.0  # loop time until which no sync call is waited for
+        self._strikes: dict[str, float] = {}  # function -> loop time of its last slow call
         self._sessions: dict[str, MockSession | None] = {}
         self._finishers: dict[tuple[str, str], Callable[[Event | None], None]] = {}
         self._calls_since: float | None = None  # virtual clock: calls alone running since
@@ -741,8 +744,8 @@ class Engine:
         """Run the tick's parked sync calls on the pool's threads and wait for them, up to
         ``timeout``; each execution steps on with the answers that came. A call not
         answered by then runs on as any call does (its answer comes in a later tick). A
-        function whose call ran longer than ``QUICK_CALL_SECONDS`` is not waited for during
-        the next ``SLOW_CALL_PAUSE_SECONDS``."""
+        function two of whose calls ran longer than ``QUICK_CALL_SECONDS`` (within such a
+        pause) is not waited for during the next ``SLOW_CALL_PAUSE_SECONDS``."""
         assert self._invoker is not None and self._loop is not None
         parked = [park for park in parked if not park.stepping.failed]  # (its step broke)
         if not parked:
@@ -760,9 +763,16 @@ class Engine:
             [park.task for park in parked], timeout, late, slow_after=QUICK_CALL_SECONDS
         )
         if slow:
-            until = self._loop.time() + SLOW_CALL_PAUSE_SECONDS
-            for index in slow:
-                self._slow[parked[index].task.function.name] = until
+            now_s = self._loop.time()
+            for name in {parked[index].task.function.name for index in slow}:
+                last = self._strikes.get(name)
+                if last is not None and now_s - last < SLOW_CALL_PAUSE_SECONDS:
+                    self._slow[name] = now_s + SLOW_CALL_PAUSE_SECONDS
+                    del self._strikes[name]
+                else:
+                    if len(self._strikes) > 10_000:  # (names come from definitions)
+                        self._strikes.clear()
+                    self._strikes[name] = now_s
         if all(isinstance(answer, BatchCall) for answer in answers):
             # Not one answer: the pool's threads are all taken (by long calls), or the host
             # stalled. Nothing is waited for during the next pause.

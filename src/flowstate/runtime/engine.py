@@ -106,12 +106,12 @@ log = logging.getLogger("flowstate.engine")
 # Calls one execution makes inside one tick before the rest wait for the next tick (a loop
 # of quick Tasks must not hold the tick, and other executions, for long).
 INLINE_CALLS_PER_TICK = 100
-# A function one of whose calls a tick gave up waiting for (``sync_wait_seconds``) is not
-# waited for again during this long: its calls answer in a later tick, as any slow call's.
+# A tick waits for quick calls only (Engine._run_round). A function two of whose calls ran
+# longer than QUICK_CALL_SECONDS within SLOW_CALL_PAUSE_SECONDS (answered, or still running
+# when the tick stopped waiting; one alone may be a hiccup of the host or a collection) is
+# not waited for during the next pause: its calls answer in a later tick, as any slow call's.
+# Nor is any call after a round that got no answer at all (the pool's threads all taken).
 SLOW_CALL_PAUSE_SECONDS = 1.0
-# ... and so is one two of whose calls, within such a pause, ran longer than this (one alone
-# may be a hiccup of the host or a collection of the garbage collector): a tick waits for
-# quick calls only.
 QUICK_CALL_SECONDS = 0.001
 STOPPED_MEMO = 4096  # executions remembered as stopped (wait_stopped answers without a read)
 T = TypeVar("T")

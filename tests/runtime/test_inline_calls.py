@@ -693,45 +693,22 @@ def test_a_stop_in_the_tick_that_parks_a_call_ends_the_execution(tmp_path: Path)
     assert types[-1] == "ExecutionAborted" and "LambdaFunctionSucceeded" in types
 
 
-def test_a_function_whose_calls_were_not_quick_is_not_waited_for(tmp_path: Path) -> None:
-    """Calls that answer within the wait but ran longer than QUICK_CALL_SECONDS: after the
-    second such call (one may be a hiccup), the function's next call is made without waiting
-    (it answers in a later tick)."""
-    store = open_store(str(tmp_path / "flowstate.db"))
-
-    def step(event: Any, context: Any) -> Any:
-        threading.Event().wait(QUICK_CALL_SECONDS * 20)
-        return event + 1
-
-    engine, arn = run_one(
-        store,
-        chain(4),
-        step,
-        0,
-        sync_wait_seconds=2.0,
-        sync_wait_tick_seconds=10.0,
-        hold_calls_seconds=0,
-    )
-    row = store.get_execution(arn)
-    assert row is not None and row.status == "SUCCEEDED" and row.output == "4"
-    # the start (the first call made after it); the first answer, the second and third calls
-    # waited for (answered, not quick), the fourth running; its answer and the end
-    assert engine.commits == 3
-
-
-def test_one_slow_call_alone_does_not_stop_the_waiting(tmp_path: Path) -> None:
+def commits_of_a_waited_chain(tmp_path: Path, length: int, slow_calls: set[int]) -> int:
+    """Commits of a Standard chain whose sync calls are waited for (with waits far longer
+    than any call); the calls numbered in ``slow_calls`` (from 1) run longer than
+    QUICK_CALL_SECONDS. Each step is committed as it is (no hold)."""
     store = open_store(str(tmp_path / "flowstate.db"))
     calls: list[Any] = []
 
     def step(event: Any, context: Any) -> Any:
         calls.append(event)
-        if len(calls) == 2:  # (a hiccup)
+        if len(calls) in slow_calls:
             threading.Event().wait(QUICK_CALL_SECONDS * 20)
         return event + 1
 
     engine, arn = run_one(
         store,
-        chain(5),
+        chain(length),
         step,
         0,
         sync_wait_seconds=2.0,
@@ -739,8 +716,22 @@ def test_one_slow_call_alone_does_not_stop_the_waiting(tmp_path: Path) -> None:
         hold_calls_seconds=0,
     )
     row = store.get_execution(arn)
-    assert row is not None and row.status == "SUCCEEDED" and row.output == "5"
-    assert engine.commits == 2  # the start; then the four other calls and the end
+    assert row is not None and row.status == "SUCCEEDED" and row.output == str(length)
+    return engine.commits
+
+
+def test_a_function_whose_calls_were_not_quick_is_not_waited_for(tmp_path: Path) -> None:
+    """Calls that answer within the wait but ran longer than QUICK_CALL_SECONDS: after the
+    second such call (one may be a hiccup), the function's next call is made without waiting
+    (it answers in a later tick)."""
+    # the start (the first call made after it); the first answer, the second and third calls
+    # waited for (answered, not quick), the fourth running; its answer and the end
+    assert commits_of_a_waited_chain(tmp_path, 4, slow_calls={1, 2, 3, 4}) == 3
+
+
+def test_one_slow_call_alone_does_not_stop_the_waiting(tmp_path: Path) -> None:
+    # the start; then the four other calls (the second one slow) and the end
+    assert commits_of_a_waited_chain(tmp_path, 5, slow_calls={2}) == 2
 
 
 def test_a_tick_waits_at_most_its_budget_in_all(tmp_path: Path) -> None:

@@ -351,9 +351,10 @@ def test_steps_between_quick_sync_calls_are_committed_together(hold: float, tmp_
 
 
 def blocking_second_call(
-    store: Store, definition: dict[str, Any]
+    store: Store, definition: dict[str, Any], which: int = 2
 ) -> tuple[StartRequest, list[str], threading.Event, Callable[[Any, Any], Any]]:
-    """A Standard machine whose function's second call blocks until ``release`` is set."""
+    """A Standard machine whose function's second call (or ``which``) blocks until
+    ``release`` is set."""
     store.create_state_machine(
         StateMachineRecord(
             MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
@@ -364,7 +365,7 @@ def blocking_second_call(
 
     def step(event: Any, context: Any) -> Any:
         calls.append(context.idempotency_key)
-        if len(calls) == 2:
+        if len(calls) == which:
             release.wait(30)
         return event + 1
 
@@ -482,22 +483,7 @@ def test_a_sync_call_that_outlasts_the_wait_answers_in_a_later_tick(tmp_path: Pa
     committed with the call running (its task row stored), the engine's loop goes on, and
     the answer steps the execution when it comes. The function is then not waited for."""
     store = open_store(str(tmp_path / "flowstate.db"))
-    definition = chain(3)
-    store.create_state_machine(
-        StateMachineRecord(
-            MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
-        )
-    )
-    release = threading.Event()
-    calls: list[str] = []
-
-    def step(event: Any, context: Any) -> Any:
-        calls.append(context.idempotency_key)
-        if len(calls) == 2:
-            release.wait(30)
-        return event + 1
-
-    start = request(definition, "e1", "STANDARD", 0)
+    start, calls, release, step = blocking_second_call(store, chain(3))
 
     async def main() -> tuple[list[str], int]:
         engine = Engine(
@@ -644,22 +630,8 @@ def test_a_stop_in_the_tick_that_parks_a_call_ends_the_execution(tmp_path: Path)
     """An answer and a stop in one tick: the answer's step parks the next call, the stop
     then cancels it; the execution ends ABORTED and the call's answer is dropped."""
     store = open_store(str(tmp_path / "flowstate.db"))
-    definition = chain(2)
-    store.create_state_machine(
-        StateMachineRecord(
-            MACHINE_ARN, "chain", "STANDARD", json.dumps(definition), ROLE, "r1", T0, T0
-        )
-    )
-    release = threading.Event()
-    calls: list[Any] = []
-
-    def step(event: Any, context: Any) -> Any:
-        calls.append(event)
-        if len(calls) == 1:
-            release.wait(30)  # answered by the test instead
-        return event + 1
-
-    start = request(definition, "e1", "STANDARD", 0)
+    # the first call blocks: the test answers its task instead
+    start, calls, release, step = blocking_second_call(store, chain(2), which=1)
 
     async def main() -> None:
         engine = Engine(

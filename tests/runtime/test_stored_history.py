@@ -244,6 +244,21 @@ def test_a_chunk_with_text_orjson_refuses_reads_back_exactly() -> None:
     assert decode_events(unpack_chunk(chunk.body), no_fetch) == expected(events)
 
 
+def test_an_integer_beyond_64_bits_reads_back_exactly() -> None:
+    """orjson reads such an integer as a float: a chunk that has one is read by the stdlib."""
+    from flowstate.runtime.stored_history import encode_chunk
+    from flowstate.storage.chunks import unpack_chunk
+
+    value = {"items": [1], "big": 2**70, "negative": -(2**70), "u64": 2**64 - 1, "digits": "1" * 25}
+    events = run(value)
+    chunk = encode_chunk(events)
+    assert chunk is not None
+    decoded = decode_events(unpack_chunk(chunk.body), no_fetch)
+    assert decoded == expected(events)
+    started = decoded[0]["executionStartedEventDetails"]["input"]
+    assert json.loads(started) == value and "1180591620717411303424" in started
+
+
 def test_any_page_of_a_patched_history_reads_back_exactly() -> None:
     events = chain(80)
     records = encode_events(events)

@@ -37,6 +37,7 @@ Written before flowstate 0.2 and still read: a body that is the array of events 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -111,12 +112,24 @@ def pack_recorded(first_id: int, last_id: int, rows: bytes) -> HistoryChunk:
     return HistoryChunk(first_id, last_id, (b'{"recorded":' + rows + b"}").decode())
 
 
+# 20 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(r"\d{20}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{20}")
+
+
 def unpack_chunk(body: str | bytes) -> list[EventRecord]:
     """The events of a chunk's body, in id order."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:  # a lone surrogate, written escaped: the stdlib reads it
         data = json.loads(body)
+    else:
+        if isinstance(body, bytes):
+            long_digits = _LONG_DIGITS_BYTES.search(body) is not None
+        else:
+            long_digits = _LONG_DIGITS.search(body) is not None
+        if long_digits:
+            data = json.loads(body)  # exact integers of any size
     if type(data) is list:  # (the body of a chunk written before shared payloads)
         rows, shared = data, []
     elif "recorded" in data:

@@ -37,7 +37,6 @@ Written before flowstate 0.2 and still read: a body that is the array of events 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -112,9 +111,11 @@ def pack_recorded(first_id: int, last_id: int, rows: bytes) -> HistoryChunk:
     return HistoryChunk(first_id, last_id, (b'{"recorded":' + rows + b"}").decode())
 
 
-# 20 digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float.
-_LONG_DIGITS = re.compile(r"\d{20}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{20}")
+# 20 digits in a row may be an integer beyond 64 bits, which orjson reads as a float. They
+# are looked for in the text with every digit mapped to "0" and all else to " " (bytes'
+# translate: ~8 µs for 6 KB, where a regular expression took ~130).
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= code <= 57 else 32 for code in range(256))
+_LONG_DIGITS = b"0" * 20
 
 
 def unpack_chunk(body: str | bytes) -> list[EventRecord]:
@@ -124,11 +125,8 @@ def unpack_chunk(body: str | bytes) -> list[EventRecord]:
     except orjson.JSONDecodeError:  # a lone surrogate, written escaped: the stdlib reads it
         data = json.loads(body)
     else:
-        if isinstance(body, bytes):
-            long_digits = _LONG_DIGITS_BYTES.search(body) is not None
-        else:
-            long_digits = _LONG_DIGITS.search(body) is not None
-        if long_digits:
+        text = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+        if _LONG_DIGITS in text.translate(_DIGITS_AS_ZEROS):
             data = json.loads(body)  # exact integers of any size
     if type(data) is list:  # (the body of a chunk written before shared payloads)
         rows, shared = data, []

@@ -28,7 +28,7 @@ class Entropy(Protocol):
 class Scope:
     """Context object, visible variables and entropy for one evaluation."""
 
-    __slots__ = ("context", "entropy", "variables")
+    __slots__ = ("_context", "entropy", "variables")
 
     def __init__(
         self,
@@ -36,6 +36,13 @@ class Scope:
         variables: Mapping[str, Any] | None,
         entropy: Entropy,
     ) -> None:
-        self.context = context
+        self._context = context
         self.variables = variables
         self.entropy = entropy
+
+    @property
+    def context(self) -> Any:
+        """The context object (``$$``). A property, so that a subclass may build it only
+        when an expression asks for it (an attribute cannot be overridden so when the
+        class is compiled)."""
+        return self._context

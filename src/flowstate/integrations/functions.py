@@ -233,6 +233,25 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled for an isolated function's process, deadline and all (the monotonic clock
+        is the machine's). Spelled out: a class compiled by mypyc has no default for it."""
+        fields = (self.function_name, self._request_id, self.idempotency_key)
+        return (_unpickle_context, (*fields, self._region, self._account, self._deadline))
+
+
+def _unpickle_context(
+    function_name: str,
+    request_id: str | None,
+    idempotency_key: str,
+    region: str,
+    account: str,
+    deadline: float,
+) -> LambdaContext:
+    context = LambdaContext(function_name, request_id, idempotency_key, region, account)
+    context._deadline = deadline
+    return context
+
 
 def lambda_function_name(reference: str) -> str:
     """``name``, ``name:qualifier``, a partial or a full function ARN → the function name."""
@@ -266,7 +285,11 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
 def _is_runtime_frame(filename: str) -> bool:
     # This module and the process-isolation child call handlers; Lambda's Python runtime
     # likewise drops its own bootstrap frames.
-    return filename == __file__ or filename.endswith("flowstate/integrations/isolation.py")
+    # (By path suffix: compiled, this module's frames name its source relative to the build.)
+    return filename.endswith(_RUNTIME_SOURCES)
+
+
+_RUNTIME_SOURCES = ("flowstate/integrations/functions.py", "flowstate/integrations/isolation.py")
 
 
 class FunctionError(StatesError):

@@ -72,13 +72,13 @@ def build_context(execution: Execution, frame: Frame) -> dict[str, Any]:
 class Scope(scope.Scope):
     """A scope whose context object is built only if an expression asks for it."""
 
-    __slots__ = ("_context", "_execution", "_frame")
+    __slots__ = ("_execution", "_frame")
 
     def __init__(self, execution: Execution, frame: Frame) -> None:
         # Deliberately not calling Scope.__init__: ``context`` is computed lazily.
         self._execution = execution
         self._frame = frame
-        self._context: Any = None
+        self._context = None
         self.variables = frame.scope_variables
         self.entropy = execution.entropy
 

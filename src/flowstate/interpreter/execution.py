@@ -99,7 +99,7 @@ class ExecutionInfo:
         name: str,
         state_machine_arn: str,
         state_machine_name: str,
-        role_arn: str,
+        role_arn: str | None,  # TestState without a role: "RoleArn": null
         start_time: datetime,
         type: str = "STANDARD",
         redrive_count: int = 0,

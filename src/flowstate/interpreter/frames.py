@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from flowstate.asl.model import State, StateMachine
 
@@ -16,13 +16,13 @@ __all__ = ["Frame", "Phase"]
 
 
 class Phase:
-    ENTER = 0  # about to enter ``state_name`` (emit *StateEntered)
-    RUN = 1  # entered; (re)run the state's work (after a retry timer too)
-    TASK = 2  # waiting for a task's completion
-    TIMER = 3  # waiting for a Wait state's timer
-    RETRY = 4  # waiting for a retry back-off timer
-    CHILDREN = 5  # Parallel/Map: waiting for branch/iteration frames
-    DONE = 6
+    ENTER: Final = 0  # about to enter ``state_name`` (emit *StateEntered)
+    RUN: Final = 1  # entered; (re)run the state's work (after a retry timer too)
+    TASK: Final = 2  # waiting for a task's completion
+    TIMER: Final = 3  # waiting for a Wait state's timer
+    RETRY: Final = 4  # waiting for a retry back-off timer
+    CHILDREN: Final = 5  # Parallel/Map: waiting for branch/iteration frames
+    DONE: Final = 6
 
 
 class Frame:

@@ -130,7 +130,7 @@ def test_state(
         name=names[8:],
         state_machine_arn=f"{prefix}:stateMachine:TestState-{names[:8]}",
         state_machine_name=f"TestState-{names[:8]}",
-        role_arn=role_arn,  # type: ignore[arg-type]  # AWS: "RoleArn": null without a role
+        role_arn=role_arn,  # AWS: "RoleArn": null without a role
         start_time=now,
         type="EXPRESS",
         synchronous=True,  # no RedriveCount in the context object

@@ -42,6 +42,8 @@ COMPILED = [
     "flowstate/integrations/functions.py",
     "flowstate/runtime/eager.py",
     "flowstate/runtime/live.py",
+    "flowstate/runtime/stored_history.py",
+    "flowstate/storage/chunks.py",
     # (subclasses the compiled Execution: an interpreted class could not)
     "flowstate/service/test_state.py",
 ]

@@ -255,7 +255,7 @@ def _chunk_each(events: Sequence[HistoryEvent]) -> HistoryChunk:
     rows: list[tuple[int, int, str, datetime, Any]] = []
     append = rows.append
     for event in events:
-        details = event.details
+        details: Any = event.details  # (becomes its written form: compiled code checks types)
         if details is not None and event.details_key is not None:
             short = _short(event, state, details) if type(details) is tuple else None
             details = short if short is not None else _encode(event, state)
